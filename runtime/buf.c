@@ -1,0 +1,249 @@
+/*
+** buf.c: growable buffers, reference-counted shared packet bytes, base64 and random ids.
+** Used by every layer; knows nothing about protocols.
+*/
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "internal.h"
+
+int plume__buf_reserve(plume__buf_t *b, size_t n) {
+  size_t cap;
+  char *np;
+  if (b->cap - b->len >= n && b->p != NULL)
+    return 0;
+  cap = b->cap ? b->cap : 64;
+  while (cap - b->len < n) {
+    if (cap > SIZE_MAX / 2)
+      return UV_ENOMEM;
+    cap *= 2;
+  }
+  np = realloc(b->p, cap);
+  if (np == NULL)
+    return UV_ENOMEM;
+  b->p = np;
+  b->cap = cap;
+  return 0;
+}
+
+int plume__buf_append(plume__buf_t *b, const void *p, size_t n) {
+  if (plume__buf_reserve(b, n) != 0)
+    return UV_ENOMEM;
+  if (n > 0)
+    memcpy(b->p + b->len, p, n);
+  b->len += n;
+  return 0;
+}
+
+int plume__buf_appendc(plume__buf_t *b, char c) {
+  if (plume__buf_reserve(b, 1) != 0)
+    return UV_ENOMEM;
+  b->p[b->len++] = c;
+  return 0;
+}
+
+int plume__buf_appendf(plume__buf_t *b, const char *fmt, ...) {
+  va_list ap;
+  int n;
+  va_start(ap, fmt);
+  n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0 || plume__buf_reserve(b, (size_t)n + 1) != 0)
+    return UV_ENOMEM;
+  va_start(ap, fmt);
+  vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+  return 0;
+}
+
+void plume__buf_free(plume__buf_t *b) {
+  free(b->p);
+  b->p = NULL;
+  b->len = b->cap = 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Shared blocks. Sizes up to 4 KiB come in four classes kept on free lists, so that
+** encoding a packet costs no malloc once the loop is warm. The lists are bounded. */
+
+#define POOL_CLASSES 4
+#define POOL_MAX_FREE 1024
+
+static const uint32_t pool_sizes[POOL_CLASSES] = {128, 512, 1536, 4096};
+
+typedef struct pool_s {
+  void *free[POOL_MAX_FREE];
+  uint32_t nfree;
+} pool_t;
+
+/* The pool is process-wide but holds only free memory, never state: two instances in one
+** process share it safely on one thread. Hosts running instances on several threads build
+** with -DPLUME_NO_POOL. */
+#ifndef PLUME_NO_POOL
+static pool_t pools[POOL_CLASSES];
+#endif
+
+plume__shared_t *plume__shared_alloc(size_t n) {
+  plume__shared_t *s = NULL;
+  uint32_t cap = 0;
+  int k;
+  if (n > UINT32_MAX - sizeof(plume__shared_t))
+    return NULL;
+#ifndef PLUME_NO_POOL
+  for (k = 0; k < POOL_CLASSES; k++) {
+    if (n <= pool_sizes[k]) {
+      cap = pool_sizes[k];
+      if (pools[k].nfree > 0)
+        s = pools[k].free[--pools[k].nfree];
+      break;
+    }
+  }
+#else
+  (void)k;
+#endif
+  if (s == NULL) {
+    if (cap == 0)
+      cap = (uint32_t)n;
+    s = malloc(sizeof(*s) + cap);
+    if (s == NULL)
+      return NULL;
+  }
+  s->refs = 1;
+  s->len = (uint32_t)n;
+  s->cap = cap;
+  return s;
+}
+
+plume__shared_t *plume__shared_new(const void *p, size_t n) {
+  plume__shared_t *s = plume__shared_alloc(n);
+  if (s != NULL && n > 0)
+    memcpy(s->data, p, n);
+  return s;
+}
+
+void plume__shared_unref(plume__shared_t *s) {
+  int k;
+  if (s == NULL || --s->refs > 0)
+    return;
+#ifndef PLUME_NO_POOL
+  for (k = 0; k < POOL_CLASSES; k++) {
+    if (s->cap == pool_sizes[k]) {
+      if (pools[k].nfree < POOL_MAX_FREE) {
+        pools[k].free[pools[k].nfree++] = s;
+        return;
+      }
+      break;
+    }
+  }
+#else
+  (void)k;
+#endif
+  free(s);
+}
+
+void plume__shared_pool_drain(void) {
+#ifndef PLUME_NO_POOL
+  int k;
+  for (k = 0; k < POOL_CLASSES; k++)
+    while (pools[k].nfree > 0)
+      free(pools[k].free[--pools[k].nfree]);
+#endif
+}
+
+/* ------------------------------------------------------------------------- */
+/* Base64, standard alphabet with padding (Engine.IO polling "b" packets). */
+
+static const char b64_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+size_t plume__base64_len(size_t n) { return (n + 2) / 3 * 4; }
+
+size_t plume__base64_encode(char *dst, const unsigned char *src, size_t n) {
+  size_t i, o = 0;
+  for (i = 0; i + 2 < n; i += 3) {
+    uint32_t v = (uint32_t)src[i] << 16 | (uint32_t)src[i + 1] << 8 | src[i + 2];
+    dst[o++] = b64_chars[v >> 18];
+    dst[o++] = b64_chars[(v >> 12) & 63];
+    dst[o++] = b64_chars[(v >> 6) & 63];
+    dst[o++] = b64_chars[v & 63];
+  }
+  if (i < n) {
+    uint32_t v = (uint32_t)src[i] << 16;
+    if (i + 1 < n)
+      v |= (uint32_t)src[i + 1] << 8;
+    dst[o++] = b64_chars[v >> 18];
+    dst[o++] = b64_chars[(v >> 12) & 63];
+    dst[o++] = i + 1 < n ? b64_chars[(v >> 6) & 63] : '=';
+    dst[o++] = '=';
+  }
+  return o;
+}
+
+static int b64_value(char c) {
+  if (c >= 'A' && c <= 'Z')
+    return c - 'A';
+  if (c >= 'a' && c <= 'z')
+    return c - 'a' + 26;
+  if (c >= '0' && c <= '9')
+    return c - '0' + 52;
+  if (c == '+')
+    return 62;
+  if (c == '/')
+    return 63;
+  return -1;
+}
+
+long plume__base64_decode(unsigned char *dst, const char *src, size_t n) {
+  size_t i, o = 0, pad = 0;
+  uint32_t v = 0;
+  int bits = 0;
+  if (n % 4 != 0)
+    return -1;
+  while (pad < 2 && n > 0 && src[n - 1] == '=') {
+    n--;
+    pad++;
+  }
+  for (i = 0; i < n; i++) {
+    int d = b64_value(src[i]);
+    if (d < 0)
+      return -1;
+    v = v << 6 | (uint32_t)d;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      dst[o++] = (unsigned char)(v >> bits);
+      v &= (1u << bits) - 1;
+    }
+  }
+  /* Leftover bits must be zero and match the padding, or the input was not canonical. */
+  if (v != 0 || (pad > 0 && (n + pad) % 4 != 0))
+    return -1;
+  return (long)o;
+}
+
+/* ------------------------------------------------------------------------- */
+
+int plume__random(void *buf, size_t n) {
+  return RAND_bytes(buf, (int)n) == 1 ? 0 : PLUME_EPROTO;
+}
+
+int plume__random_id(char out[21]) {
+  unsigned char raw[15];
+  size_t i;
+  if (plume__random(raw, sizeof(raw)) != 0)
+    return PLUME_EPROTO;
+  plume__base64_encode(out, raw, sizeof(raw));
+  for (i = 0; i < 20; i++) {
+    if (out[i] == '+')
+      out[i] = '-';
+    else if (out[i] == '/')
+      out[i] = '_';
+  }
+  out[20] = '\0';
+  return 0;
+}

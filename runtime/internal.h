@@ -1,0 +1,396 @@
+/*
+** internal.h: structures and plume__* functions shared between the layers of libplume.
+** Data flows one way: tcp -> http -> (polling | websocket) -> engineio -> socketio ->
+** lua_bridge, and output flows back down through plume__conn_write/plume__conn_write_shared.
+** Nothing here is installed; plume.h is the public API.
+*/
+#ifndef PLUME_INTERNAL_H
+#define PLUME_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include <lua.h>
+
+#include "plume.h"
+
+#define plume__container_of(ptr, type, member)                                 \
+  ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* ------------------------------------------------------------------------- */
+/* {====== Buffers and slices (buf.c) */
+
+/* A non-owning view of bytes, valid only as long as its owner says (see each producer). */
+typedef struct plume_slice_s {
+  const char *p;
+  size_t n;
+} plume_slice_t;
+
+/* A growable byte buffer owned by whoever embeds it. p is NULL until the first append. */
+typedef struct plume__buf_s {
+  char *p;
+  size_t len;
+  size_t cap;
+} plume__buf_t;
+
+/* Ensures room for n more bytes. Returns 0 or UV_ENOMEM. */
+int plume__buf_reserve(plume__buf_t *b, size_t n);
+int plume__buf_append(plume__buf_t *b, const void *p, size_t n);
+int plume__buf_appendc(plume__buf_t *b, char c);
+int plume__buf_appendf(plume__buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void plume__buf_free(plume__buf_t *b);
+
+/*
+** Reference-counted immutable bytes: one encoded packet shared by every recipient of a
+** broadcast and by the write requests still sending it. Created with refs == 1.
+** Small sizes are served from a free list, so a packet costs no malloc on the hot path.
+*/
+typedef struct plume__shared_s {
+  uint32_t refs;
+  uint32_t len;
+  uint32_t cap;        /* bytes available in data (size class) */
+  char data[];
+} plume__shared_t;
+
+plume__shared_t *plume__shared_new(const void *p, size_t n); /* NULL on OOM */
+plume__shared_t *plume__shared_alloc(size_t n);  /* len = n, data uninitialised */
+static inline plume__shared_t *plume__shared_ref(plume__shared_t *s) {
+  s->refs++;
+  return s;
+}
+void plume__shared_unref(plume__shared_t *s);
+void plume__shared_pool_drain(void);  /* frees cached blocks (tests, shutdown) */
+
+/* Standard base64 (alphabet +/, = padding). Returns bytes written; dst needs
+** plume__base64_len(n). decode returns -1 on invalid input (dst needs n*3/4 + 3). */
+size_t plume__base64_len(size_t n);
+size_t plume__base64_encode(char *dst, const unsigned char *src, size_t n);
+long plume__base64_decode(unsigned char *dst, const char *src, size_t n);
+
+/* Fills buf with n bytes from a CSPRNG (OpenSSL RAND_bytes). Returns 0 or PLUME_EPROTO. */
+int plume__random(void *buf, size_t n);
+/* Writes a 20-character [A-Za-z0-9_-] id (15 random bytes, base64url) and a NUL. */
+int plume__random_id(char out[21]);
+
+/* }====== */
+
+/* ------------------------------------------------------------------------- */
+/* {====== Logging (core.c) */
+
+enum { PLUME__LOG_ERROR, PLUME__LOG_WARN, PLUME__LOG_INFO, PLUME__LOG_DEBUG };
+
+/* Writes one log line to stderr (text or JSON lines per options) when level is enabled.
+** subsystem is "http", "engineio", "socketio", "lua", ... */
+void plume__log(plume_t *p, int level, const char *subsystem, const char *fmt,
+                ...) __attribute__((format(printf, 4, 5)));
+
+/* }====== */
+
+/* ------------------------------------------------------------------------- */
+/* {====== Connections and the write path (tcp.c) */
+
+typedef struct plume__conn_s plume__conn_t;
+typedef struct plume__http_s plume__http_t;
+typedef struct plume__ws_s plume__ws_t;
+typedef struct plume__eio_server_s plume__eio_server_t;
+typedef struct plume__eio_session_s plume__eio_session_t;
+
+enum {
+  PLUME__CONN_CLOSING = 1 << 0,  /* plume__conn_close ran: no more reads or upcalls */
+  PLUME__CONN_DIRTY = 1 << 1,    /* on p->dirty: flush at the end of this loop turn */
+  PLUME__CONN_WRITING = 1 << 2,  /* one uv_write in flight (at most one at a time) */
+  PLUME__CONN_DRAIN = 1 << 3,    /* close once queued output is written */
+  PLUME__CONN_WS = 1 << 4,       /* upgraded: bytes go to websocket.c, not http.c */
+  PLUME__CONN_READ_OFF = 1 << 5, /* reading stopped (input backpressure) */
+};
+
+/* One queued output segment: bytes of a shared block, or (sh == NULL) bytes at offset off
+** of the connection's scratch buffer (offsets, because scratch may grow). */
+typedef struct plume__seg_s {
+  plume__shared_t *sh;
+  uint32_t off;
+  uint32_t len;
+} plume__seg_t;
+
+/*
+** One TCP connection. Owned by tcp.c: created on accept, freed only in the uv_close
+** callback. It owns its HTTP parser (http), its WebSocket state (ws) and its output queue.
+** owner is the Engine.IO session bound to it (a parked GET or the websocket transport);
+** the session clears the link when it lets go, and the connection tells the session when it
+** closes (see plume__eio_conn_closed).
+*/
+struct plume__conn_s {
+  uv_tcp_t tcp;               /* first member: (plume__conn_t *)handle */
+  plume_t *p;
+  uint32_t id;                /* for logs */
+  uint16_t flags;             /* PLUME__CONN_* */
+  plume__conn_t *next_dirty;  /* p->dirty list */
+  plume__conn_t *prev, *next; /* p->conns list, for shutdown and counting */
+  plume__seg_t *segs;         /* queued output, in order */
+  uint32_t nsegs, segs_cap;
+  plume__buf_t scratch;       /* small bytes (headers, frame heads) referenced by segs */
+  size_t queued_bytes;        /* bytes queued + in flight, checked against the output cap */
+  uv_timer_t timer;           /* header, body and keep-alive deadlines (http.c) */
+  plume__http_t *http;        /* parser and current request; NULL once upgraded */
+  plume__ws_t *ws;            /* WebSocket state; NULL before an upgrade */
+  plume__eio_session_t *owner;
+};
+
+/* Queues a copy of n bytes for output; the flush happens once per loop turn.
+** Returns 0, PLUME_ECLOSED, or PLUME_ETOOBIG when the output cap is exceeded (the
+** connection is then closed). */
+int plume__conn_write(plume__conn_t *c, const void *p, size_t n);
+/* Queues bytes [off, off+n) of a shared block without copying (takes a reference). */
+int plume__conn_write_shared(plume__conn_t *c, plume__shared_t *sh, size_t off,
+                             size_t n);
+/* Closes the connection: stops reading, optionally writes what is queued first (drain),
+** then uv_close; memory is freed in the close callback, never on the caller's stack. Safe
+** to call more than once and from inside any callback. */
+void plume__conn_close(plume__conn_t *c, int drain);
+/* Stops or restarts reading (input backpressure). */
+void plume__conn_read(plume__conn_t *c, int on);
+/* The peer address as text ("127.0.0.1:5000"). */
+void plume__conn_peer(plume__conn_t *c, char *buf, size_t len);
+
+/* }====== */
+
+/* ------------------------------------------------------------------------- */
+/* {====== HTTP/1.1 (http.c) */
+
+#define PLUME__HTTP_MAX_HEADERS_HARD 256
+
+/* One request header; both slices point into the request's own buffer. */
+typedef struct plume__header_s {
+  plume_slice_t name;  /* as received; compare case-insensitively */
+  plume_slice_t value; /* trimmed */
+} plume__header_t;
+
+/*
+** A request, complete (head and body) when handed to a route. All slices point into the
+** request's buffer and stay valid until the response is sent (plume__http_respond) or the
+** connection closes. A parked request (plume__http_park) keeps them.
+*/
+typedef struct plume__http_req_s {
+  int method;              /* llhttp_method_t: HTTP_GET, HTTP_POST, ... */
+  plume_slice_t url;       /* path + query as received */
+  plume_slice_t path;      /* up to '?' */
+  plume_slice_t query;     /* after '?', without it; n == 0 when absent */
+  plume__header_t *headers;
+  uint32_t nheaders;
+  plume_slice_t body;
+  uint8_t keep_alive;      /* llhttp_should_keep_alive */
+  uint8_t upgrade;         /* Connection: upgrade + Upgrade: websocket */
+} plume__http_req_t;
+
+/* Finds a header by name (case-insensitive). Returns a slice with p == NULL if absent. */
+plume_slice_t plume__http_header(const plume__http_req_t *r, const char *name);
+/* Finds a query parameter and percent-decodes it into buf (NUL-terminated). Returns its
+** length, or -1 when absent or longer than len-1. */
+int plume__http_query(const plume__http_req_t *r, const char *name, char *buf,
+                      size_t len);
+
+/*
+** Answers the connection's current request: status line, Content-Length (byte length of
+** body), Content-Type when given, extra_headers (preformatted "Name: value\r\n" lines, may
+** be NULL), Connection: keep-alive or close. Then the next pipelined request, if any, is
+** parsed. A HEAD request gets the headers only. Returns 0 or PLUME_ECLOSED.
+*/
+int plume__http_respond(plume__conn_t *c, int status, const char *content_type,
+                        const char *extra_headers, const void *body, size_t n);
+/* Like plume__http_respond with a shared body (no copy). */
+int plume__http_respond_shared(plume__conn_t *c, int status,
+                               const char *content_type,
+                               const char *extra_headers, plume__shared_t *body);
+/* Keeps the current request open for a later plume__http_respond (a long-polling GET).
+** Reading goes on so that EOF is noticed; further pipelined requests wait. */
+void plume__http_park(plume__conn_t *c);
+/* The current request of c, or NULL. */
+plume__http_req_t *plume__http_current(plume__conn_t *c);
+
+/* Feeds bytes read from the socket (called by tcp.c for connections not upgraded). */
+void plume__http_on_data(plume__conn_t *c, const char *p, size_t n);
+/* Releases the HTTP state (called on close and after an upgrade). */
+void plume__http_free(plume__conn_t *c);
+/* Sets up the HTTP state of a new connection and arms the header deadline. */
+int plume__http_init(plume__conn_t *c);
+
+/* The reason phrase of a status code ("Bad Request"). */
+const char *plume__http_reason(int status);
+
+/* }====== */
+
+/* ------------------------------------------------------------------------- */
+/* {====== WebSocket (websocket.c) */
+
+/* What a WebSocket connection reports upward (to its Engine.IO session). */
+typedef struct plume__ws_handler_s {
+  /* A whole message. p is valid only during the call. */
+  void (*on_message)(plume__conn_t *c, int binary, const char *p, size_t n);
+  /* The WebSocket ended (close frame, error, or TCP close); called once. */
+  void (*on_close)(plume__conn_t *c, int code);
+} plume__ws_handler_t;
+
+/*
+** Validates the upgrade request on c (Sec-WebSocket-Key/Version, method GET), answers
+** 101 with Sec-WebSocket-Accept (no extensions, no subprotocol) plus extra_headers, and
+** switches c to WebSocket framing. On a bad handshake answers 400 and closes; returns
+** PLUME_EPROTO. Bytes that followed the request head are fed to the WebSocket parser.
+*/
+int plume__ws_accept(plume__conn_t *c, const plume__ws_handler_t *h,
+                     const char *extra_headers);
+/* Sends one message: optional prefix bytes (copied, e.g. the v3 binary type byte) then
+** n bytes of sh from off (shared, not copied). sh may be NULL when n == 0. */
+int plume__ws_send(plume__conn_t *c, int binary, const void *prefix,
+                   size_t prefix_n, plume__shared_t *sh, size_t off, size_t n);
+/* Sends a close frame (code 0: no status code) and closes after it is written. */
+void plume__ws_close(plume__conn_t *c, int code);
+/* Feeds bytes read from the socket (called by tcp.c for upgraded connections). */
+void plume__ws_on_data(plume__conn_t *c, const char *p, size_t n);
+/* Releases the WebSocket state (called from the connection's close path). */
+void plume__ws_free(plume__conn_t *c);
+
+/* }====== */
+
+/* ------------------------------------------------------------------------- */
+/* {====== Engine.IO (engineio.c) */
+
+/* What an Engine.IO session reports upward (Socket.IO, or the Lua engineio seam). */
+typedef struct plume__eio_handler_s {
+  /* A new session is open; the open packet is already queued. */
+  void (*on_open)(plume__eio_session_t *s);
+  /* A message packet. p is valid only during the call. */
+  void (*on_message)(plume__eio_session_t *s, int binary, const char *p,
+                     size_t n);
+  /* The session closed for reason ("transport close", "ping timeout", ...); called once.
+  ** After it returns the session must not be used. */
+  void (*on_close)(plume__eio_session_t *s, const char *reason);
+} plume__eio_handler_t;
+
+enum { PLUME__EIO_POLLING = 1, PLUME__EIO_WEBSOCKET = 2 };
+
+/* Options of one Engine.IO server (one path). Defaults come from plume_options_t. */
+typedef struct plume__eio_config_s {
+  char path[256];             /* prefix with trailing slash, e.g. "/engine.io/" */
+  int ping_interval, ping_timeout, upgrade_timeout, close_timeout;
+  int max_payload;
+  int transports;             /* PLUME__EIO_POLLING | PLUME__EIO_WEBSOCKET */
+  int allow_upgrades;
+  int allow_eio3;
+  int cors;                   /* 0: no CORS headers */
+  int cors_credentials;
+  char **cors_origins;        /* NULL-terminated; NULL or "*" entry: any origin */
+  /* Optional hooks (may be NULL): origin check (returns 1 to allow), request check
+  ** (returns 0 to allow, else an error message for 403), sid generator (writes a
+  ** NUL-terminated id of at most 63 chars, returns 0). ud is passed back. */
+  int (*allow_origin)(void *ud, const char *origin, size_t n);
+  const char *(*allow_request)(void *ud, plume__conn_t *c,
+                               const plume__http_req_t *r);
+  int (*generate_id)(void *ud, char *out, size_t len);
+  void *hook_ud;
+} plume__eio_config_t;
+
+/* Fills cfg from the instance options (path "/engine.io/"). */
+void plume__eio_config_init(plume__eio_config_t *cfg, const plume_options_t *o);
+
+/* Attaches an Engine.IO server at cfg->path (copied; cors_origins are copied too).
+** ud is for the handler. Returns 0 or a negative error; *out is set on success. */
+int plume__eio_server_new(plume_t *p, const plume__eio_config_t *cfg,
+                          const plume__eio_handler_t *h, void *ud,
+                          plume__eio_server_t **out);
+/* Closes every session (reason "server shutting down") and detaches the server. */
+void plume__eio_server_free(plume__eio_server_t *srv);
+void *plume__eio_server_ud(plume__eio_server_t *srv);
+/* The server whose path prefixes the request path, or NULL (http.c routing). */
+plume__eio_server_t *plume__eio_server_match(plume_t *p, plume_slice_t path);
+/* Handles one complete request on its path: handshake, polling GET/POST, upgrade. */
+void plume__eio_handle_request(plume__eio_server_t *srv, plume__conn_t *c,
+                               plume__http_req_t *r);
+/* Tells the session bound to c that the connection is gone (aborted GET, TCP close). */
+void plume__eio_conn_closed(plume__conn_t *c);
+
+/* Queues one message packet: text (the packet data without the '4') or binary bytes.
+** The bytes are copied. Returns 0 or PLUME_ECLOSED. */
+int plume__eio_send(plume__eio_session_t *s, int binary, const void *p,
+                    size_t n);
+/* Queues a message packet whose encoded form is shared: for text, sh holds "4" + data;
+** for binary, the raw bytes. Takes a reference. Used to encode a broadcast once. */
+int plume__eio_send_shared(plume__eio_session_t *s, int binary,
+                           plume__shared_t *sh);
+/* Closes the session with reason (e.g. "forced close"); queued packets are flushed first
+** where the transport allows. on_close runs once. */
+void plume__eio_close(plume__eio_session_t *s, const char *reason);
+
+const char *plume__eio_sid(const plume__eio_session_t *s);
+int plume__eio_protocol(const plume__eio_session_t *s);  /* 3 or 4 */
+int plume__eio_transport(const plume__eio_session_t *s); /* PLUME__EIO_* */
+plume__eio_server_t *plume__eio_session_server(const plume__eio_session_t *s);
+/* The request that opened the session (headers, url, peer) kept for the handshake data.
+** Returns NULL once freed. The slices stay valid for the session's life. */
+const plume__http_req_t *plume__eio_handshake(const plume__eio_session_t *s);
+const char *plume__eio_remote_address(const plume__eio_session_t *s);
+/* Per-session pointer for the layer above. */
+void *plume__eio_get_ud(const plume__eio_session_t *s);
+void plume__eio_set_ud(plume__eio_session_t *s, void *ud);
+
+/* }====== */
+
+/* ------------------------------------------------------------------------- */
+/* {====== The instance (core.c) */
+
+typedef struct plume__listener_s {
+  uv_tcp_t tcp;
+  plume_t *p;
+  struct plume__listener_s *next;
+} plume__listener_t;
+
+struct plume_s {
+  uv_loop_t *loop;
+  uv_loop_t own_loop;         /* used when the instance owns its loop */
+  int owns_loop;
+  plume_options_t opts;
+  lua_State *L;
+  uv_check_t flusher;         /* flushes p->dirty once per loop turn */
+  plume__conn_t *dirty;       /* connections with queued output */
+  plume__conn_t *conns;       /* every open connection */
+  uint32_t nconns;
+  uint32_t next_conn_id;
+  plume__listener_t *listeners;
+  plume__eio_server_t *eio_servers;
+  char read_buf[65536];       /* one read buffer for every connection: reads are handled
+                                 at once and anything kept is copied */
+  int read_buf_busy;
+  int closing;
+  int pending_closes;         /* handles whose close callback has not run yet */
+  void (*close_cb)(plume_t *p);
+  int log_level;
+  int log_json;
+  char public_dir[1024];      /* static files; empty: none */
+};
+
+/* Marks c for a flush at the end of this loop turn (tcp.c). */
+void plume__conn_mark_dirty(plume__conn_t *c);
+/* Flushes every dirty connection with one vectored write each (the uv_check callback). */
+void plume__flush_all(plume_t *p);
+/* Starts listening (tcp.c). */
+int plume__tcp_listen(plume_t *p, const char *host, int port);
+/* Closes listeners and connections (tcp.c). */
+void plume__tcp_close_all(plume_t *p);
+
+/* Serves a static file from p->public_dir for GET/HEAD, or answers 404 (static.c). */
+void plume__static_serve(plume_t *p, plume__conn_t *c, plume__http_req_t *r);
+
+/* }====== */
+
+/* ------------------------------------------------------------------------- */
+/* {====== Lua (lua_bridge.c, lua_api.c) */
+
+/* Creates the Lua state of p, loads plume.core and the framework. Returns 0 or PLUME_ELUA. */
+int plume__lua_init(plume_t *p);
+void plume__lua_close(plume_t *p);
+/* Loads an app folder through the framework (lua/plume/init.lua: load_app). */
+int plume__lua_load_app(plume_t *p, const char *dir);
+
+/* }====== */
+
+#endif /* PLUME_INTERNAL_H */
