@@ -385,6 +385,24 @@ void plume__static_serve(plume_t *p, plume__conn_t *c, plume__http_req_t *r);
 /* ------------------------------------------------------------------------- */
 /* {====== Lua (lua_bridge.c, lua_api.c) */
 
+/*
+** JSON between the wire and Lua (json.c), one codec for the whole project:
+**  - arrays decode to tables with the metatable plume.json.array_mt, objects to tables with
+**    plume.json.object_mt, JSON null to plume.json.null (a light userdata);
+**  - encoding: a table with array_mt is an array, with object_mt an object; an unmarked table
+**    is an array when its keys are exactly 1..n (n > 0), otherwise an object (so an unmarked
+**    empty table is {}); integers print as integers, floats with %.17g (shortest form that
+**    round-trips), NaN/Inf refused;
+**  - binary values (plume.binary userdata) encode as {"_placeholder":true,"num":k} with the
+**    bytes appended to an attachment list, and placeholders decode back to the attachments.
+*/
+
+/* Pushes a new plume.binary userdata holding a copy of n bytes. */
+void plume__binary_push(lua_State *L, const void *p, size_t n);
+/* Returns the bytes of the plume.binary at idx (NULL if it is not one); *n gets the length.
+** The bytes stay valid while the value is reachable from Lua. */
+const char *plume__binary_get(lua_State *L, int idx, size_t *n);
+
 /* Creates the Lua state of p, loads plume.core and the framework. Returns 0 or PLUME_ELUA. */
 int plume__lua_init(plume_t *p);
 void plume__lua_close(plume_t *p);
