@@ -366,6 +366,8 @@ struct plume_s {
   int log_level;
   int log_json;
   char public_dir[1024];      /* static files; empty: none */
+  int task_waiting;           /* set by a plume wait just before it yields a task */
+  int lua_tasks;              /* tasks started and not finished (for shutdown) */
 };
 
 /* Marks c for a flush at the end of this loop turn (tcp.c). */
@@ -408,6 +410,22 @@ int plume__lua_init(plume_t *p);
 void plume__lua_close(plume_t *p);
 /* Loads an app folder through the framework (lua/plume/init.lua: load_app). */
 int plume__lua_load_app(plume_t *p, const char *dir);
+
+/*
+** Tasks: every inbound call runs in its own coroutine. plume__task_start takes a function
+** and nargs arguments from the top of p->L's stack, runs it in a new coroutine pinned in the
+** registry until it finishes, and returns 0 (finished or waiting) or PLUME_ELUA (it raised;
+** the error and its traceback are logged).
+*/
+int plume__task_start(plume_t *p, int nargs);
+/* Resumes a waiting task co with nres values already pushed on co's stack. */
+int plume__task_resume(plume_t *p, lua_State *co, int nres);
+/* For C functions that wait: raises "cannot wait here" unless L is a task that may
+** yield. Call it before arming the wait; then return plume__task_wait(L). */
+void plume__task_check_wait(lua_State *L);
+int plume__task_wait(lua_State *L);
+/* The instance that owns a Lua state (from the registry). */
+plume_t *plume__lua_instance(lua_State *L);
 
 /* }====== */
 

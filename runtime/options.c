@@ -32,6 +32,7 @@ static const option_t options[] = {
     STR(host, "0.0.0.0", "address to listen on"),
     INT(port, 3030, "port to listen on"),
     STR(app_dir, ".", "application folder"),
+    STR(lua_path, "", "folder searched first for Lua modules"),
     STR(log_level, "info", "error, warn, info or debug"),
     STR(log_format, "text", "text or json (one JSON object per line)"),
     BOOL(watch, "true", "reload services when their files change"),

@@ -60,6 +60,7 @@ typedef struct plume_options_s {
   char host[64];              /* listen address */
   int port;                   /* listen port */
   char app_dir[1024];         /* application folder */
+  char lua_path[1024];        /* folder searched first for Lua modules (plume/...) */
   char log_level[16];         /* error, warn, info, debug */
   char log_format[8];         /* text or json */
   int watch;                  /* hot reload: watch the app folder */
