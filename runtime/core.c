@@ -122,7 +122,7 @@ int plume_listen(plume_t *p, const char *host, int port) {
 }
 
 int plume_load_app(plume_t *p, const char *dir) {
-  char pub[1100];
+  char pub[sizeof(p->public_dir)];
   uv_fs_t req;
   if (uv_fs_stat(NULL, &req, dir, NULL) != 0 || !S_ISDIR(req.statbuf.st_mode)) {
     uv_fs_req_cleanup(&req);
@@ -130,10 +130,9 @@ int plume_load_app(plume_t *p, const char *dir) {
     return PLUME_ENOAPP;
   }
   uv_fs_req_cleanup(&req);
-  snprintf(pub, sizeof(pub), "%s/public", dir);
-  if (uv_fs_stat(NULL, &req, pub, NULL) == 0 && S_ISDIR(req.statbuf.st_mode) &&
-      strlen(pub) < sizeof(p->public_dir))
-    snprintf(p->public_dir, sizeof(p->public_dir), "%s", pub);
+  if (snprintf(pub, sizeof(pub), "%s/public", dir) < (int)sizeof(pub) &&
+      uv_fs_stat(NULL, &req, pub, NULL) == 0 && S_ISDIR(req.statbuf.st_mode))
+    memcpy(p->public_dir, pub, sizeof(pub));
   uv_fs_req_cleanup(&req);
   return plume__lua_load_app(p, dir);
 }

@@ -12,6 +12,11 @@
 
 #include "internal.h"
 
+/* lua_closethread arrived in 5.4.6; Debian 12 ships 5.4.4 with lua_resetthread. */
+#if LUA_VERSION_RELEASE_NUM < 50406
+#define lua_closethread(co, from) lua_resetthread(co)
+#endif
+
 /* Registry keys are addresses (style.md F.6). */
 static const char instance_key = 'p'; /* light userdata: plume_t * */
 static const char tasks_key = 't';    /* table: coroutine -> true, pins running tasks */

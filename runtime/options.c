@@ -1,6 +1,6 @@
 /*
 ** options.c: the one option table. plume_options_set/get work by name on it; the
-** command line (main.c), config/*.lua and PLUME_* environment variables all go through it.
+** command line (main.c), config/<name>.lua and PLUME_<NAME> environment variables all go through it.
 */
 #include <errno.h>
 #include <stdio.h>

@@ -53,7 +53,7 @@ PLUME_EXTERN const char *plume_version(void);
 
 /*
 ** Options: one typed table (see plume_option_info) feeds this struct, the command line,
-** config/*.lua and PLUME_* environment variables. Fill with plume_options_init, then set by
+** config/<name>.lua and PLUME_<NAME> environment variables. Fill with plume_options_init, then set by
 ** name. The struct is plain data owned by the caller; string values are copied into it.
 */
 typedef struct plume_options_s {
