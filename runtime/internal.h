@@ -207,6 +207,10 @@ int plume__http_respond_shared(plume__conn_t *c, int status,
 void plume__http_park(plume__conn_t *c);
 /* The current request of c, or NULL. */
 plume__http_req_t *plume__http_current(plume__conn_t *c);
+/* Bytes that followed the head of an upgrade request on c (the first WebSocket frames),
+** copied; p == NULL when there are none. Valid until plume__http_free(c), so read them
+** before freeing the HTTP state. */
+plume_slice_t plume__http_leftover(plume__conn_t *c);
 
 /* Feeds bytes read from the socket (called by tcp.c for connections not upgraded). */
 void plume__http_on_data(plume__conn_t *c, const char *p, size_t n);
