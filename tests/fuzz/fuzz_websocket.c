@@ -78,7 +78,7 @@ void plume__http_free(plume__conn_t *c) {}
 void plume__log(plume_t *p, int level, const char *subsystem, const char *fmt,
                 ...) {}
 
-/* Bjoern Hoehrmann's rules in plain code: shortest forms, no surrogates. */
+/* RFC 3629: shortest forms only, no surrogates, nothing past U+10FFFF. */
 static int is_utf8(const unsigned char *s, size_t n) {
   size_t i = 0;
   while (i < n) {

@@ -1,8 +1,9 @@
 /*
-** test_websocket.c: websocket.c over an in-memory loopback (h2o style). The
-** layer below is replaced by stubs that capture output, renamed so that the
-** archive's tcp.o and http.o are never linked in; client frames are scripted
-** and fed whole, byte by byte and split at every offset.
+** test_websocket.c: websocket.c over an in-memory loopback (h2o style): the
+** layer below is stubbed to capture output, under renamed symbols so that this
+** copy never meets the archive's tcp.o and http.o. Client frames are fed whole,
+** byte by byte and split at every offset. test_e2e then runs the real layers
+** (tcp, http, engineio, websocket from the archive) over loopback sockets.
 */
 #define plume__conn_write lb_conn_write
 #define plume__conn_write_shared lb_conn_write_shared
@@ -889,6 +890,297 @@ static void test_fragment_flood_memory(void) {
   plume__buf_free(&in);
 }
 
+/* ------------------------------------------------------------------------- */
+/* End to end: the real tcp.c, http.c and engineio.c over loopback sockets. The
+** renames above keep the real plume__ws_* of the archive apart from the copy
+** under test; these tests reach them only through sockets. */
+
+typedef struct cl_s {
+  uv_tcp_t tcp;
+  uv_connect_t connect;
+  plume__buf_t in; /* every byte received */
+  size_t at;       /* parse position in in (after the HTTP head) */
+  int connected, eof, closed;
+} cl_t;
+
+typedef struct cl_write_s {
+  uv_write_t req;
+  char data[];
+} cl_write_t;
+
+static uv_loop_t e2e_loop;
+static plume_t *e2e_p;
+static int e2e_port, eio_opens, eio_closes, e2e_done;
+static char cl_read_buf[65536];
+
+static void e2e_open(plume__eio_session_t *s) {
+  eio_opens++;
+}
+
+static void e2e_message(plume__eio_session_t *s, int binary, const char *p,
+                        size_t n) {
+  plume__eio_send(s, binary, p, n); /* echo */
+}
+
+static void e2e_close(plume__eio_session_t *s, const char *reason) {
+  eio_closes++;
+}
+
+static const plume__eio_handler_t e2e_handler = {e2e_open, e2e_message,
+                                                 e2e_close};
+
+static void cl_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  *buf = uv_buf_init(cl_read_buf, sizeof(cl_read_buf));
+}
+
+static void cl_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  cl_t *cl = s->data;
+  if (nread > 0)
+    plume__buf_append(&cl->in, buf->base, (size_t)nread);
+  else if (nread < 0)
+    cl->eof = 1;
+}
+
+static void cl_connected(uv_connect_t *req, int status) {
+  cl_t *cl = req->data;
+  cl->connected = status == 0 ? 1 : -1;
+  if (status == 0)
+    uv_read_start((uv_stream_t *)&cl->tcp, cl_alloc, cl_read);
+}
+
+static void cl_written(uv_write_t *req, int status) {
+  free(req);
+}
+
+static void cl_send(cl_t *cl, const void *p, size_t n) {
+  cl_write_t *w = malloc(sizeof(*w) + n);
+  uv_buf_t b;
+  memcpy(w->data, p, n);
+  b = uv_buf_init(w->data, (unsigned)n);
+  if (uv_write(&w->req, (uv_stream_t *)&cl->tcp, &b, 1, cl_written) != 0)
+    free(w);
+}
+
+static void cl_tick(uv_timer_t *t) {}
+
+/* Runs the loop until pred(cl) holds or two seconds pass. */
+static int wait_for(int (*pred)(cl_t *), cl_t *cl) {
+  uv_timer_t tick;
+  uint64_t end;
+  int ok;
+  uv_timer_init(&e2e_loop, &tick);
+  uv_timer_start(&tick, cl_tick, 5, 5);
+  uv_update_time(&e2e_loop);
+  end = uv_now(&e2e_loop) + 2000;
+  while (!(ok = pred(cl)) && uv_now(&e2e_loop) < end)
+    uv_run(&e2e_loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&tick, NULL);
+  uv_run(&e2e_loop, UV_RUN_NOWAIT);
+  return ok;
+}
+
+/* The next server frame at cl->at: 1 with its opcode and payload, 0 if
+** incomplete. Server frames are unmasked and never fragmented. */
+static int cl_frame(cl_t *cl, int *op, const char **p, size_t *n) {
+  const uint8_t *h = (const uint8_t *)cl->in.p + cl->at;
+  size_t avail = cl->in.len - cl->at, hl = 2, len, i;
+  if (cl->at == 0 || avail < 2)
+    return 0;
+  len = h[1] & 0x7f;
+  if (len == 126) {
+    if (avail < 4)
+      return 0;
+    len = (size_t)h[2] << 8 | h[3];
+    hl = 4;
+  } else if (len == 127) {
+    if (avail < 10)
+      return 0;
+    for (len = 0, i = 0; i < 8; i++)
+      len = len << 8 | h[2 + i];
+    hl = 10;
+  }
+  if (avail < hl + len)
+    return 0;
+  *op = h[0] & 0x0f;
+  *p = (const char *)h + hl;
+  *n = len;
+  cl->at += hl + len;
+  return 1;
+}
+
+static int has_head(cl_t *cl) {
+  size_t i;
+  for (i = 0; i + 4 <= cl->in.len; i++)
+    if (memcmp(cl->in.p + i, "\r\n\r\n", 4) == 0) {
+      cl->at = i + 4;
+      return 1;
+    }
+  return cl->eof;
+}
+
+static int has_frame(cl_t *cl) {
+  size_t at = cl->at;
+  int op;
+  const char *p;
+  size_t n;
+  if (cl_frame(cl, &op, &p, &n)) {
+    cl->at = at;
+    return 1;
+  }
+  return cl->eof;
+}
+
+static int is_connected(cl_t *cl) {
+  return cl->connected != 0;
+}
+static int is_eof(cl_t *cl) {
+  return cl->eof;
+}
+static int is_closed(cl_t *cl) {
+  return cl->closed;
+}
+
+static void cl_closed(uv_handle_t *h) {
+  ((cl_t *)h->data)->closed = 1;
+}
+
+/* Connects, upgrades and reads the Engine.IO open packet. */
+static int cl_open(cl_t *cl) {
+  static const char req[] =
+      "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+      "Host: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+      "Sec-WebSocket-Version: 13\r\n\r\n";
+  struct sockaddr_in sa;
+  int op;
+  const char *p;
+  size_t n;
+  uv_tcp_init(&e2e_loop, &cl->tcp);
+  cl->tcp.data = cl;
+  cl->connect.data = cl;
+  uv_ip4_addr("127.0.0.1", e2e_port, &sa);
+  if (uv_tcp_connect(&cl->connect, &cl->tcp, (struct sockaddr *)&sa,
+                     cl_connected) != 0 ||
+      !wait_for(is_connected, cl) || cl->connected != 1)
+    return 0;
+  cl_send(cl, req, sizeof(req) - 1);
+  if (!wait_for(has_head, cl) || cl->at == 0 ||
+      memcmp(cl->in.p, "HTTP/1.1 101 ", 13) != 0)
+    return 0;
+  return wait_for(has_frame, cl) && cl_frame(cl, &op, &p, &n) && op == 1 &&
+         n > 2 && memcmp(p, "0{", 2) == 0;
+}
+
+static void cl_close(cl_t *cl) {
+  uv_close((uv_handle_t *)&cl->tcp, cl_closed);
+  wait_for(is_closed, cl);
+  plume__buf_free(&cl->in);
+}
+
+static void e2e_closed(plume_t *p) {
+  e2e_done = 1;
+}
+
+/* Lets the loop run for a while (close callbacks, deferred frees). */
+static void settle(void) {
+  uv_timer_t t;
+  uv_timer_init(&e2e_loop, &t);
+  uv_timer_start(&t, cl_tick, 100, 0);
+  while (uv_is_active((uv_handle_t *)&t))
+    uv_run(&e2e_loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(&e2e_loop, UV_RUN_NOWAIT);
+}
+
+static void test_e2e(void) {
+  static cl_t cl, cl2, many[200];
+  plume_options_t o;
+  plume__eio_config_t cfg;
+  plume__eio_server_t *srv;
+  struct sockaddr_storage ss;
+  int sslen = sizeof(ss), op, i, opened = 0;
+  const char *p;
+  size_t n, h0, h1, h2;
+  CHECK_EQ(uv_loop_init(&e2e_loop), 0);
+  plume_options_init(&o);
+  plume_options_set(&o, "lua_path", "lua");
+  plume_options_set(&o, "log_level", "error");
+  if (plume_new(&e2e_p, &e2e_loop, &o) != 0) {
+    CHECK(!"plume_new (run from the repository root)");
+    return;
+  }
+  plume__eio_config_init(&cfg, &e2e_p->opts);
+  CHECK_EQ(plume__eio_server_new(e2e_p, &cfg, &e2e_handler, NULL, &srv), 0);
+  CHECK_EQ(plume_listen(e2e_p, "127.0.0.1", 0), 0);
+  uv_tcp_getsockname(&e2e_p->listeners->tcp, (struct sockaddr *)&ss, &sslen);
+  e2e_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+
+  /* Upgrade, echo through Engine.IO, ping, close handshake. */
+  CHECK(cl_open(&cl));
+  CHECK(strstr(cl.in.p, "\r\nSec-WebSocket-Accept: "
+                        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != NULL);
+  CHECK_EQ(eio_opens, 1);
+  cl_send(&cl,
+          "\x81\x86\x01\x02\x03\x04"
+          "5jfhmm",
+          12); /* "4hello" */
+  CHECK(wait_for(has_frame, &cl) && cl_frame(&cl, &op, &p, &n));
+  CHECK(op == 1 && n == 6 && memcmp(p, "4hello", 6) == 0);
+  cl_send(&cl,
+          "\x89\x81\x01\x02\x03\x04"
+          "y",
+          7); /* ping "x" */
+  CHECK(wait_for(has_frame, &cl) && cl_frame(&cl, &op, &p, &n));
+  CHECK(op == 10 && n == 1 && p[0] == 'x');
+  cl_send(&cl, "\x88\x82\0\0\0\0\x03\xe8", 8);
+  CHECK(wait_for(has_frame, &cl) && cl_frame(&cl, &op, &p, &n));
+  CHECK(op == 8 && n == 2 && memcmp(p, "\x03\xe8", 2) == 0);
+  CHECK(wait_for(is_eof, &cl));
+  CHECK_EQ(eio_closes, 1);
+  cl_close(&cl);
+
+  /* A protocol error: 1002, then the server closes. */
+  CHECK(cl_open(&cl2));
+  cl_send(&cl2,
+          "\x81\x01"
+          "x",
+          3);
+  CHECK(wait_for(has_frame, &cl2) && cl_frame(&cl2, &op, &p, &n));
+  CHECK(op == 8 && n == 2 && memcmp(p, "\x03\xea", 2) == 0);
+  CHECK(wait_for(is_eof, &cl2));
+  CHECK_EQ(eio_closes, 2);
+  cl_close(&cl2);
+
+  /* Server-side heap per idle WebSocket (connection, Engine.IO session,
+  ** WebSocket state), then back down once they close. */
+  for (i = 0; i < 200; i++)
+    plume__buf_reserve(&many[i].in, 4096);
+  settle();
+  h0 = heap_bytes();
+  for (i = 0; i < 200; i++)
+    opened += cl_open(&many[i]);
+  settle();
+  h1 = heap_bytes();
+  CHECK_EQ(opened, 200);
+  fprintf(stdout,
+          "# end to end: %zu bytes of server heap per idle Engine.IO "
+          "WebSocket (%d open)\n",
+          (h1 - h0) / 200, opened);
+  CHECK((h1 - h0) / 200 < 4096);
+  for (i = 0; i < 200; i++)
+    cl_close(&many[i]);
+  settle();
+  h2 = heap_bytes();
+  CHECK_EQ(eio_closes, 202);
+  CHECK(h2 < h0 + 16384);
+
+  plume_close(e2e_p, e2e_closed);
+  uv_run(&e2e_loop, UV_RUN_DEFAULT);
+  CHECK_EQ(e2e_done, 1);
+  plume_destroy(e2e_p);
+  CHECK_EQ(uv_loop_close(&e2e_loop), 0);
+}
+
 int main(void) {
   RUN(test_rows_whole);
   RUN(test_rows_byte_by_byte);
@@ -908,6 +1200,7 @@ int main(void) {
   RUN(test_wslay_alone);
   RUN(test_idle_memory);
   RUN(test_fragment_flood_memory);
+  RUN(test_e2e);
   plume__shared_pool_drain();
   return check_done();
 }
