@@ -340,6 +340,157 @@ void plume__eio_set_ud(plume__eio_session_t *s, void *ud);
 /* }====== */
 
 /* ------------------------------------------------------------------------- */
+/* {====== JSON text, without Lua (json.c) */
+
+/* Ceiling for max_json_depth: the scanner keeps a few bytes per level on the C stack. */
+#define PLUME__JSON_DEPTH_MAX 1024
+
+enum {
+  PLUME__JSON_NONE,
+  PLUME__JSON_NULL,
+  PLUME__JSON_FALSE,
+  PLUME__JSON_TRUE,
+  PLUME__JSON_NUMBER,
+  PLUME__JSON_STRING,
+  PLUME__JSON_ARRAY,
+  PLUME__JSON_OBJECT
+};
+
+/* What plume__json_scan learnt about a JSON text. */
+typedef struct plume__json_info_s {
+  int type;              /* PLUME__JSON_* of the top-level value */
+  int first_type;        /* arrays: type of the first element; NONE when empty */
+  plume_slice_t first;   /* arrays: the first element's text (strings keep quotes) */
+  uint32_t count;        /* arrays: number of elements */
+  uint32_t placeholders; /* objects whose "_placeholder" member is true */
+  const char *error;     /* on failure: what was wrong (static text) */
+  size_t error_at;       /* on failure: byte offset in the text */
+} plume__json_info_t;
+
+/*
+** Validates JSON text strictly (RFC 8259: no NaN/Infinity/hex, no leading zeros, no trailing
+** commas, no raw control characters or invalid UTF-8 in strings, numbers that overflow a
+** double refused; lone surrogate escapes such as "\ud800" are accepted, as JSON.parse does).
+** Nesting deeper than max_depth (clamped to PLUME__JSON_DEPTH_MAX) is refused without
+** recursion. With attachments >= 0 every object whose "_placeholder" is true must have a
+** "num" that is an integer in [0, attachments) (Socket.IO binary packets). info may be NULL.
+** Returns 0, PLUME_EPROTO (invalid text or placeholder) or PLUME_ETOOBIG (too deep).
+*/
+int plume__json_scan(const char *p, size_t n, int max_depth, int attachments,
+                     plume__json_info_t *info);
+/* 1 when tok, a JSON string token with its quotes as found by plume__json_scan, equals the
+** C string s once unescaped ("\u0063onnect" equals "connect"). */
+int plume__json_string_eq(plume_slice_t tok, const char *s);
+/* Appends s as a JSON string literal, escaped as JSON.stringify does; invalid UTF-8 becomes
+** U+FFFD. Returns 0 or UV_ENOMEM. */
+int plume__json_write_string(plume__buf_t *b, const char *s, size_t n);
+
+/* }====== */
+
+/* ------------------------------------------------------------------------- */
+/* {====== Socket.IO packets (socketio.c) */
+
+enum {
+  PLUME__SIO_CONNECT,
+  PLUME__SIO_DISCONNECT,
+  PLUME__SIO_EVENT,
+  PLUME__SIO_ACK,
+  PLUME__SIO_CONNECT_ERROR,
+  PLUME__SIO_BINARY_EVENT,
+  PLUME__SIO_BINARY_ACK
+};
+
+/* Largest ack id: ids must survive as JavaScript numbers (2^53 - 1). */
+#define PLUME__SIO_MAX_ID 9007199254740991LL
+
+/*
+** One Socket.IO packet (protocol.md §3). Decoded: the slices point into the decoder (see
+** plume__sio_feed) or into the text given to plume__sio_decode. To encode: fill type, nsp,
+** id, data (and attachments for the binary types) and call plume__sio_encode.
+*/
+typedef struct plume__sio_packet_s {
+  int type;            /* PLUME__SIO_* */
+  int attachments;     /* binary types: number of binary messages that follow */
+  plume_slice_t nsp;   /* "/" when the packet names none; n == 0 also means "/" */
+  int64_t id;          /* ack id, -1 when absent */
+  plume_slice_t data;  /* the JSON payload, n == 0 when absent */
+  plume_slice_t event; /* event types: the event name's JSON text (quotes kept) */
+} plume__sio_packet_t;
+
+/*
+** Decodes one text packet strictly (§3.4): type 0-6 (CONNECT_ERROR is refused from a
+** client); attachments 1..max_attachments followed by '-' for the binary types; namespace up
+** to ','; ack id digits up to PLUME__SIO_MAX_ID; a payload checked with plume__json_scan and
+** shaped by type (CONNECT: absent or an object; DISCONNECT: absent; EVENT: a non-empty
+** array whose first element is a number or a string that is not a reserved event name; ACK:
+** an array). In binary packets every placeholder's num must be below the attachment count.
+** Returns 0, PLUME_EPROTO or PLUME_ETOOBIG (too many attachments, too deep); *err (may be
+** NULL) gets a static message ("invalid payload", "illegal attachments", ...).
+*/
+int plume__sio_decode(const char *p, size_t n, int max_attachments,
+                      int max_depth, plume__sio_packet_t *pkt,
+                      const char **err);
+
+enum {
+  PLUME__SIO_MORE = 0,  /* a binary packet waits for its attachments */
+  PLUME__SIO_PACKET = 1 /* a complete packet is ready */
+};
+
+/*
+** Reassembles packets from Engine.IO messages (§3.4 step 7): after a binary packet's text
+** exactly 'attachments' binary messages must follow. One per client connection; owns copies
+** of the packet text and the attachments.
+*/
+typedef struct plume__sio_decoder_s {
+  int max_attachments, max_depth;
+  plume__sio_packet_t pkt; /* the packet, once plume__sio_feed returned PACKET */
+  plume_slice_t *att;      /* its attachments, pkt.attachments of them */
+  plume__buf_t text;       /* the packet text the slices of pkt point into */
+  plume__buf_t bin;        /* attachment bytes, back to back */
+  int expected;            /* binary messages still owed; 0: idle */
+  int received;
+  const char *error;       /* after a failure: why (static text) */
+} plume__sio_decoder_t;
+
+void plume__sio_decoder_init(plume__sio_decoder_t *d, int max_attachments,
+                             int max_depth);
+void plume__sio_decoder_free(plume__sio_decoder_t *d);
+/*
+** Feeds one Engine.IO message (binary or text). Returns PLUME__SIO_PACKET when d->pkt (and
+** d->att for binary packets) is complete, PLUME__SIO_MORE while attachments are owed, or a
+** negative error (d->error says why; the connection must close): a text message while
+** attachments are owed, a binary one when none are, or any plume__sio_decode error. The
+** decoder is idle again after PACKET or an error, so it never stays armed. The packet's
+** slices stay valid until the next feed or free; p is copied.
+*/
+int plume__sio_feed(plume__sio_decoder_t *d, int binary, const char *p,
+                    size_t n);
+
+/*
+** Appends a packet as the server writes it (§3.3): type, "<attachments>-" for the binary
+** types, "<nsp>," unless the namespace is "/", the id when >= 0, then pkt->data verbatim.
+** Append '4' first for an Engine.IO message. Returns 0 or UV_ENOMEM.
+*/
+int plume__sio_encode(plume__buf_t *b, const plume__sio_packet_t *pkt);
+/* The same as a shared block, "4"-prefixed when eio_prefix: one broadcast, encoded once for
+** every recipient (plume__eio_send_shared). NULL on OOM. */
+plume__shared_t *plume__sio_encode_shared(const plume__sio_packet_t *pkt,
+                                          int eio_prefix);
+/* CONNECT reply: v4 (eio 4) 0[nsp,]{"sid":"<sid>"}; v3 (eio 3) "0" on "/", "0/nsp,"
+** elsewhere. */
+int plume__sio_encode_connect(plume__buf_t *b, plume_slice_t nsp,
+                              const char *sid, int eio);
+/* CONNECT_ERROR: v4 4[nsp,]{"message":<message>[,"data":<data>]}; v3 the data, or the
+** message as a JSON string. data is JSON text, n == 0 when there is none. */
+int plume__sio_encode_connect_error(plume__buf_t *b, plume_slice_t nsp,
+                                    const char *message, plume_slice_t data,
+                                    int eio);
+/* DISCONNECT: "1" on "/", "1/nsp," elsewhere. */
+int plume__sio_encode_disconnect(plume__buf_t *b, plume_slice_t nsp);
+
+/* }====== */
+
+/* ------------------------------------------------------------------------- */
 /* {====== The instance (core.c) */
 
 typedef struct plume__listener_s {
@@ -408,6 +559,101 @@ void plume__binary_push(lua_State *L, const void *p, size_t n);
 /* Returns the bytes of the plume.binary at idx (NULL if it is not one); *n gets the length.
 ** The bytes stay valid while the value is reachable from Lua. */
 const char *plume__binary_get(lua_State *L, int idx, size_t *n);
+
+/* Pushes array_mt (object == 0) or object_mt, creating them on first use. */
+void plume__json_push_mt(lua_State *L, int object);
+
+/*
+** Pushes plume.core.json: {encode, encode_placeholders, decode, null, array_mt, object_mt,
+** binary, is_binary}. encode(v) returns the text or raises "result is not serializable: ..."
+** / "number is not serializable: ..."; encode_placeholders(v) returns the text and an array
+** of the binaries it replaced by placeholders; decode(text [, attachments]) returns the value
+** or nil, err. max_depth <= 0 means 128.
+*/
+void plume__json_open(lua_State *L, int max_depth);
+
+/* How plume__json_decode runs, and what it reports. */
+typedef struct plume__json_dec_s {
+  int max_depth;      /* nesting cap (clamped to PLUME__JSON_DEPTH_MAX) */
+  int att_base;       /* stack index of the first attachment value */
+  int natt;           /* attachments there; < 0: placeholders stay plain objects */
+  int spread;         /* a top-level array pushes its elements, not one table */
+  int count;          /* out: values pushed */
+  const char *error;  /* out: on failure, static text */
+  size_t error_at;    /* out: on failure, byte offset */
+} plume__json_dec_t;
+
+/*
+** Pushes the Lua value of JSON text (plume.json rules above; integers written without
+** fraction or exponent that fit in 64 bits become Lua integers, other numbers floats). With
+** natt >= 0, an object whose "_placeholder" is true becomes the value at att_base + num
+** (num an integer in [0, natt)). Returns 0 with d->count values pushed, or PLUME_EPROTO /
+** PLUME_ETOOBIG with nothing pushed. Raises only on Lua memory errors.
+*/
+int plume__json_decode(lua_State *L, const char *p, size_t n,
+                       plume__json_dec_t *d);
+
+struct plume__json_key_s;
+
+/*
+** An encoder: one growing output buffer and scratch space reused from call to call, so
+** encoding allocates nothing per value. Owned by whoever embeds it; a Lua error thrown
+** through an encode leaks nothing as long as the owner frees the encoder later.
+*/
+typedef struct plume__json_enc_s {
+  plume__buf_t out;             /* the JSON text; encoding appends */
+  plume_slice_t *att;           /* binaries met, in placeholder order; valid while the
+                                   encoded values stay reachable from Lua */
+  int natt, att_cap;
+  int max_depth;                /* nesting cap */
+  int binary;                   /* 1: binaries become placeholders; 0: an error */
+  int max_attachments;          /* 0: no limit (the peer's decoder has one, often 10) */
+  int att_table;                /* when != 0, stack index of a table that also gets each
+                                   binary value (att_table[k+1]) */
+  struct plume__json_key_s *keys; /* object keys being sorted, all levels */
+  size_t nkeys, keys_cap;
+  int amt, omt;                 /* stack slots of array_mt, object_mt during a call */
+  int path_at;                  /* the error path is built backwards in path */
+  char path[96];
+  char error[192];              /* after a failure: the message */
+} plume__json_enc_t;
+
+void plume__json_enc_init(plume__json_enc_t *e, int max_depth);
+/* Empties the output and the attachment list (keeps the memory). */
+void plume__json_enc_reset(plume__json_enc_t *e);
+void plume__json_enc_free(plume__json_enc_t *e);
+/*
+** Appends the value at idx as compact JSON. Object keys come out sorted (array-index keys
+** first, by value; then by bytes): Lua keeps no insertion order, so this keeps the output
+** deterministic. Returns 0, or UV_ENOMEM / PLUME_EPROTO with e->error set
+** ("result is not serializable: function at [2].data").
+*/
+int plume__json_encode(lua_State *L, int idx, plume__json_enc_t *e);
+/* Appends the n values from stack index first as one JSON array (nil becomes null). */
+int plume__json_encode_list(lua_State *L, int first, int n,
+                            plume__json_enc_t *e);
+
+/*
+** Socket.IO glue (socketio.c). Pushes the payload of a complete packet: the elements of an
+** array payload one by one when spread (an EVENT's name and arguments, an ACK's arguments),
+** otherwise one value; nothing when the packet has no payload. Binary packets get their
+** attachments as plume.binary values in place of the placeholders (one value per
+** attachment, shared when referenced twice). Returns the count pushed, or a negative error
+** with nothing pushed and *err set.
+*/
+int plume__sio_push_data(lua_State *L, const plume__sio_packet_t *pkt,
+                         const plume_slice_t *att, int max_depth, int spread,
+                         const char **err);
+/*
+** Encodes the n values from stack index first as pkt's payload array into e (reset first),
+** binaries as placeholders: pkt->type becomes BINARY_EVENT / BINARY_ACK and
+** pkt->attachments their count when any is met, and pkt->data points into e->out. The
+** attachments are e->att[0..e->natt). Then plume__sio_encode(_shared) writes the packet.
+** Returns 0 or a negative error with e->error set.
+*/
+int plume__sio_encode_args(lua_State *L, int first, int n,
+                           plume__sio_packet_t *pkt, plume__json_enc_t *e);
+
 
 /* Creates the Lua state of p, loads plume.core and the framework. Returns 0 or PLUME_ELUA. */
 int plume__lua_init(plume_t *p);
