@@ -337,6 +337,82 @@ const char *plume__eio_remote_address(const plume__eio_session_t *s);
 void *plume__eio_get_ud(const plume__eio_session_t *s);
 void plume__eio_set_ud(plume__eio_session_t *s, void *ud);
 
+/* The wire codec (engineio_codec.c): pure functions, no loop, fuzzed. */
+
+enum {
+  PLUME__EIO_OPEN,
+  PLUME__EIO_CLOSE,
+  PLUME__EIO_PING,
+  PLUME__EIO_PONG,
+  PLUME__EIO_MESSAGE,
+  PLUME__EIO_UPGRADE,
+  PLUME__EIO_NOOP
+};
+
+/* One decoded packet. data points into the decoder's input (valid as long as it is). A
+** "b" packet keeps its base64 text (b64 == 1) until plume__eio_packet_bytes decodes it. */
+typedef struct plume__eio_packet_s {
+  int type;         /* PLUME__EIO_OPEN .. PLUME__EIO_NOOP */
+  int binary;       /* the data is bytes, not text */
+  int b64;          /* the data is base64 text of those bytes */
+  const char *data; /* after the type */
+  size_t n;
+} plume__eio_packet_t;
+
+/* Decodes one text packet (a WebSocket text frame or one payload item) of protocol 3 or 4.
+** The data is not checked for UTF-8. Returns 0 or PLUME_EPROTO (empty, unknown type, a "b"
+** packet whose base64 is not canonical and padded). */
+int plume__eio_decode_packet(int proto, const char *p, size_t n,
+                             plume__eio_packet_t *pkt);
+/* Decodes a WebSocket binary frame: v4 a message of raw bytes; v3 the first byte is the
+** type. Returns 0 or PLUME_EPROTO. */
+int plume__eio_decode_binary_frame(int proto, const char *p, size_t n,
+                                   plume__eio_packet_t *pkt);
+/* Writes the packet's bytes (decoding base64 when b64) to dst, which needs pkt->n bytes.
+** Returns the byte count or -1 for invalid base64. */
+long plume__eio_packet_bytes(const plume__eio_packet_t *pkt,
+                             unsigned char *dst);
+
+/* Iterates over the packets of a polling payload without copying: v4 (\x1e separated), v3
+** text (<len>: prefixes in UTF-16 units) or v3 binary (binary != 0: application/
+** octet-stream bodies). Text is checked for UTF-8. */
+typedef struct plume__eio_reader_s {
+  const char *p;
+  size_t n, off;
+  uint32_t count; /* packets returned so far */
+  uint8_t proto, binary;
+} plume__eio_reader_t;
+
+void plume__eio_reader_init(plume__eio_reader_t *r, int proto, int binary,
+                            const char *p, size_t n);
+/* Returns 1 with *pkt set, 0 at the end, or PLUME_EPROTO (an empty payload is an error;
+** packets before the bad one were already returned). */
+int plume__eio_reader_next(plume__eio_reader_t *r, plume__eio_packet_t *pkt);
+
+/* 1 when p holds valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
+int plume__eio_utf8_valid(const char *p, size_t n);
+/* The length of valid UTF-8 text in UTF-16 code units (v3 lengths), or -1 if invalid. */
+long plume__eio_utf16_len(const char *p, size_t n);
+
+/* One queued outgoing packet: for text, sh holds the whole encoded packet ("4hello",
+** "2"); for binary, the raw bytes of a message. */
+typedef struct plume__eio_qent_s {
+  plume__shared_t *sh;
+  uint8_t binary;
+} plume__eio_qent_t;
+
+enum {
+  PLUME__EIO_PAYLOAD_V4,       /* "4a\x1e" "bAQI=" ... */
+  PLUME__EIO_PAYLOAD_V3_TEXT,  /* "2:4a" "10:b4AQIDBA==" ... */
+  PLUME__EIO_PAYLOAD_V3_BINARY /* 00 02 FF '4' 'a' 01 05 FF 04 ... */
+};
+
+/* The size of, and the encoding of, nq packets as one polling payload of the given kind. */
+size_t plume__eio_payload_size(int kind, const plume__eio_qent_t *q,
+                               size_t nq);
+size_t plume__eio_payload_encode(int kind, const plume__eio_qent_t *q,
+                                 size_t nq, char *dst);
+
 /* }====== */
 
 /* ------------------------------------------------------------------------- */
