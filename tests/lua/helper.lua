@@ -169,6 +169,22 @@ function helper.encode(v)
 end
 
 
+-- The JSON text of a packed argument list (an ack or an emitted event), as on the wire.
+function helper.wire(packed)
+  local list = json.array({})
+  for i = 1, packed.n do
+    local v = packed[i]
+    if v == nil then
+      v = json.null
+    end
+
+    list[i] = v
+  end
+
+  return json.encode(list)
+end
+
+
 -- }} Fake clock and scheduler --------------------------------------------------------
 
 
