@@ -1030,6 +1030,15 @@ static int has_frame(cl_t *cl) {
   return cl->eof;
 }
 
+/* Waits for the next server frame; op is -1 when none came. */
+static void next_frame(cl_t *cl, int *op, const char **p, size_t *n) {
+  *op = -1;
+  *p = "";
+  *n = 0;
+  if (!wait_for(has_frame, cl) || !cl_frame(cl, op, p, n))
+    *op = -1;
+}
+
 static int is_connected(cl_t *cl) {
   return cl->connected != 0;
 }
@@ -1055,6 +1064,10 @@ static int cl_open(cl_t *cl) {
   int op;
   const char *p;
   size_t n;
+  plume__buf_t in = cl->in; /* keeps a reservation made by the caller */
+  memset(cl, 0, sizeof(*cl));
+  cl->in = in;
+  cl->in.len = 0;
   uv_tcp_init(&e2e_loop, &cl->tcp);
   cl->tcp.data = cl;
   cl->connect.data = cl;
@@ -1081,6 +1094,13 @@ static void e2e_closed(plume_t *p) {
   e2e_done = 1;
 }
 
+#define FLOOD_PINGS 8192
+static uint32_t flood_conns;
+
+static int flushed(cl_t *cl) {
+  return cl->tcp.write_queue_size == 0 || e2e_p->nconns < flood_conns;
+}
+
 /* Lets the loop run for a while (close callbacks, deferred frees). */
 static void settle(void) {
   uv_timer_t t;
@@ -1099,12 +1119,14 @@ static void test_e2e(void) {
   plume__eio_server_t *srv;
   struct sockaddr_storage ss;
   int sslen = sizeof(ss), op, i, opened = 0;
+  char *flood;
   const char *p;
   size_t n, h0, h1, h2;
   CHECK_EQ(uv_loop_init(&e2e_loop), 0);
   plume_options_init(&o);
   plume_options_set(&o, "lua_path", "lua");
   plume_options_set(&o, "log_level", "error");
+  plume_options_set(&o, "max_output_bytes", "262144");
   if (plume_new(&e2e_p, &e2e_loop, &o) != 0) {
     CHECK(!"plume_new (run from the repository root)");
     return;
@@ -1117,23 +1139,25 @@ static void test_e2e(void) {
 
   /* Upgrade, echo through Engine.IO, ping, close handshake. */
   CHECK(cl_open(&cl));
-  CHECK(strstr(cl.in.p, "\r\nSec-WebSocket-Accept: "
-                        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != NULL);
+  CHECK(cl.in.len > 0 &&
+        memmem(cl.in.p, cl.in.len,
+               "\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n",
+               54) != NULL);
   CHECK_EQ(eio_opens, 1);
   cl_send(&cl,
           "\x81\x86\x01\x02\x03\x04"
           "5jfhmm",
           12); /* "4hello" */
-  CHECK(wait_for(has_frame, &cl) && cl_frame(&cl, &op, &p, &n));
+  next_frame(&cl, &op, &p, &n);
   CHECK(op == 1 && n == 6 && memcmp(p, "4hello", 6) == 0);
   cl_send(&cl,
           "\x89\x81\x01\x02\x03\x04"
           "y",
           7); /* ping "x" */
-  CHECK(wait_for(has_frame, &cl) && cl_frame(&cl, &op, &p, &n));
+  next_frame(&cl, &op, &p, &n);
   CHECK(op == 10 && n == 1 && p[0] == 'x');
   cl_send(&cl, "\x88\x82\0\0\0\0\x03\xe8", 8);
-  CHECK(wait_for(has_frame, &cl) && cl_frame(&cl, &op, &p, &n));
+  next_frame(&cl, &op, &p, &n);
   CHECK(op == 8 && n == 2 && memcmp(p, "\x03\xe8", 2) == 0);
   CHECK(wait_for(is_eof, &cl));
   CHECK_EQ(eio_closes, 1);
@@ -1145,7 +1169,7 @@ static void test_e2e(void) {
           "\x81\x01"
           "x",
           3);
-  CHECK(wait_for(has_frame, &cl2) && cl_frame(&cl2, &op, &p, &n));
+  next_frame(&cl2, &op, &p, &n);
   CHECK(op == 8 && n == 2 && memcmp(p, "\x03\xea", 2) == 0);
   CHECK(wait_for(is_eof, &cl2));
   CHECK_EQ(eio_closes, 2);
@@ -1173,6 +1197,26 @@ static void test_e2e(void) {
   h2 = heap_bytes();
   CHECK_EQ(eio_closes, 202);
   CHECK(h2 < h0 + 16384);
+
+  /* A ping flood from a client that never reads: pongs pile up to the output
+  ** cap, then the server drops the connection (reliability.md §4.3 #22). */
+  CHECK(cl_open(&cl));
+  uv_read_stop((uv_stream_t *)&cl.tcp);
+  flood_conns = e2e_p->nconns;
+  flood = malloc(FLOOD_PINGS * 131);
+  for (i = 0; i < FLOOD_PINGS; i++) {
+    memcpy(flood + i * 131, "\x89\xfd\0\0\0\0", 6);
+    memset(flood + i * 131 + 6, 'p', 125);
+  }
+  for (i = 0; i < 64 && e2e_p->nconns == flood_conns; i++) {
+    cl_send(&cl, flood, FLOOD_PINGS * 131);
+    wait_for(flushed, &cl);
+  }
+  fprintf(stdout, "# ping flood: dropped after %d x %d pings\n", i,
+          FLOOD_PINGS);
+  CHECK_EQ(e2e_p->nconns, flood_conns - 1);
+  free(flood);
+  cl_close(&cl);
 
   plume_close(e2e_p, e2e_closed);
   uv_run(&e2e_loop, UV_RUN_DEFAULT);
