@@ -143,6 +143,15 @@ local function call(app, connection, path, method, args, first, last, legacy)
 end
 
 
+local function log_failure(app, what, err)
+  local log = app.log
+  if log then
+    log("error", what .. ": " .. tostring(type(err) == "table"
+                                           and (err.stack or err.message) or err))
+  end
+end
+
+
 local function log_error(app, method, path, err)
   if not errors.is_plain(err) then
     return
@@ -168,7 +177,15 @@ function _M.run_method(app, connection, path, method, args, first, last, ack, le
       result = json_null
     end
 
-    return ack(json_null, result)
+    local sent, err = xpcall(ack, handler, json_null, result)
+    if sent then
+      return
+    end
+
+    -- The result could not be sent (e.g. not serialisable): the client gets an error.
+    log_failure(app, "Could not acknowledge method '" .. tostring(method)
+                .. "' on service '" .. tostring(path) .. "'", err)
+    return ack(errors.GeneralError("result is not serializable"):toJSON())
   end
 
   log_error(app, method, path, result)
@@ -238,14 +255,25 @@ end
 
 
 -- Sends an event to the sockets of connections (grouped when io:broadcast exists).
+-- Sends an event to sockets: once through io:broadcast when it exists, else socket by
+-- socket. A failure (an unserialisable payload) is logged; the other sends go on.
 local function send(state, sockets, event, payload)
   local io = state.io
   if #sockets > 1 and type(io.broadcast) == "function" then
-    return io:broadcast(sockets, event, payload)
+    local ok, err = xpcall(io.broadcast, handler, io, sockets, event, payload)
+    if not ok then
+      log_failure(state.app, "Could not send event '" .. event .. "'", err)
+    end
+
+    return
   end
 
   for i = 1, #sockets do
-    sockets[i]:emit(event, payload)
+    local socket = sockets[i]
+    local ok, err = xpcall(socket.emit, handler, socket, event, payload)
+    if not ok then
+      log_failure(state.app, "Could not send event '" .. event .. "'", err)
+    end
   end
 end
 

@@ -229,6 +229,25 @@ describe("plume.transport", function()
       assert.equal(1, #app:service("todos"):find())
     end)
 
+    it("answers GeneralError when the result cannot be sent (§4.6 #41)", function()
+      app:use("weird", { find = function() return { fn = print } end })
+      local acks = {}
+      local function ack(...)
+        local args = table.pack(...)
+        if args.n == 2 and type(args[2]) == "table" and args[2].fn then
+          error("result is not serializable")
+        end
+
+        acks[#acks + 1] = args
+      end
+
+      helper.await(socket.handlers.find[1], "weird", {}, ack)
+      assert.equal(1, #acks)
+      assert.equal(1, acks[1].n)
+      assert.equal("GeneralError", acks[1][1].name)
+      assert.equal("result is not serializable", acks[1][1].message)
+    end)
+
     it("acks concurrent calls in completion order", function()
       app:use("slow", {
         get = function(_, id)
@@ -494,6 +513,19 @@ describe("plume.transport", function()
       assert.equal(1, #calls)
       assert.equal(2, calls[1].n)
       assert.equal("todos created", calls[1].event)
+    end)
+
+    it("logs a failing send; the call and the other sockets are unaffected", function()
+      local logged
+      app.log = function(level, msg) logged = level .. " " .. msg end
+      local bad = io:connect()
+      bad.emit = function() error("cannot encode") end
+      local good = io:connect()
+      local ack = socket:call("create", "todos", { text = "x" }, {})
+      assert.equal(null, ack[1])
+      assert.equal(1, #good:events("todos created"))
+      assert.equal(1, #socket:events("todos created"))
+      assert.matches("^error Could not send event 'todos created': .-cannot encode", logged)
     end)
 
     it("dispatch() emits a raw event to a connection", function()
