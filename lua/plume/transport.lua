@@ -415,12 +415,11 @@ local function on_connection(state)
       params_middleware(state)(socket, noop)
     end
 
+    -- Handlers first: a "connection" listener may wait, and calls must not be lost then.
     local handled = {}
     state.live[socket] = handled
+    add_handlers(state, socket, handled)
     app:emit("connection", socket.feathers)
-    if not state.gone[socket] then
-      add_handlers(state, socket, handled)
-    end
   end
 end
 
@@ -493,13 +492,35 @@ function _M.setup(app, io, options)
 end
 
 
--- Feathers' socketio([options,] callback): a configure function that calls callback(io)
--- once the transport is set up (at once if it already is). options go to the app setting
--- "socketio" for the server to read.
-function _M.socketio(options, callback)
-  if type(options) == "function" then
-    callback = options
-    options = nil
+-- Feathers' socketio([port,] [options,] [callback]): a configure function that calls
+-- callback(io) once the transport is set up (at once if it already is). options (with
+-- `port` when given) go to the app setting "socketio" for the server to read.
+function _M.socketio(...)
+  local port, options, callback
+  local args = table.pack(...)
+  local i = 1
+  if type(args[i]) == "number" then
+    port = args[i]
+    i = i + 1
+  end
+
+  if type(args[i]) == "table" then
+    options = args[i]
+    i = i + 1
+  end
+
+  if type(args[i]) == "function" then
+    callback = args[i]
+  end
+
+  if port ~= nil then
+    local copy = {}
+    for k, v in pairs(options or {}) do
+      copy[k] = v
+    end
+
+    copy.port = port
+    options = copy
   end
 
   return function(app)

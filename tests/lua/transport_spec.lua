@@ -116,6 +116,20 @@ describe("plume.transport", function()
                                                 s:call("find", "verify", {})[2] })
     end)
 
+    it("accepts socketio([port,] [options,] [callback]) and keeps the options", function()
+      local app2 = application.new()
+      app2:configure(transport.socketio({ path = "/ws/" }))
+      assert.same({ path = "/ws/" }, app2:get("socketio"))
+      app2:configure(transport.socketio(3031, function() end))
+      assert.same({ port = 3031 }, app2:get("socketio"))
+      local got
+      app2:configure(transport.socketio(3032, { path = "/x/" }, function(server) got = server end))
+      assert.same({ port = 3032, path = "/x/" }, app2:get("socketio"))
+      local io2 = helper.new_io()
+      transport.setup(app2, io2)
+      assert.equal(io2, got)
+    end)
+
     it("calls a socketio callback at once when the transport is already set up", function()
       local got
       app:configure(transport.socketio(function(server) got = server end))
