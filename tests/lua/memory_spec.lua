@@ -216,6 +216,17 @@ describe("plume.adapters.memory", function()
       assert.equal(5, #listed:remove(null))
     end)
 
+    it("reads its options at every call (options changed at run time)", function()
+      local single = people({ paginate = { default = 2 } })
+      raises(function() single:remove(null) end, "Can not remove multiple entries",
+             "MethodNotAllowed")
+      single.options.multi = true
+      -- every match goes, whatever the pagination
+      assert.equal(5, #single:remove(null, { query = {} }))
+      single.options.paginate = false
+      assert.same({}, single:find())
+    end)
+
     it("patch and remove drop $limit", function()
       local removed = svc:remove(null, { query = { ["$limit"] = 1 } })
       assert.equal(5, #removed)
