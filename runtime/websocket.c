@@ -30,7 +30,6 @@ enum {
   CLOSE_NO_STATUS = 1005,
   CLOSE_ABNORMAL = 1006,
   CLOSE_PROTOCOL = 1002,
-  CLOSE_BAD_DATA = 1007,
   CLOSE_POLICY = 1008,
   CLOSE_TOO_BIG = 1009,
   CLOSE_INTERNAL = 1011
@@ -588,8 +587,10 @@ int plume__ws_accept(plume__conn_t *c, const plume__ws_handler_t *h,
   }
   accept_value(key, accept);
   rest = plume__http_leftover(c);
+  if (rest.n > 0 && (early = malloc(rest.n)) != NULL)
+    memcpy(early, rest.p, rest.n); /* it lives in the HTTP state freed below */
   ws = calloc(1, sizeof(*ws));
-  if (ws == NULL || (rest.n > 0 && (early = malloc(rest.n)) == NULL) ||
+  if (ws == NULL || (rest.n > 0 && early == NULL) ||
       plume__buf_appendf(&head,
                          "HTTP/1.1 101 Switching Protocols\r\n"
                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -608,8 +609,6 @@ int plume__ws_accept(plume__conn_t *c, const plume__ws_handler_t *h,
     free(early);
     return rv;
   }
-  if (rest.n > 0) /* the leftover lives in the HTTP state freed below */
-    memcpy(early, rest.p, rest.n);
   ws->h = h;
   c->ws = ws;
   c->flags |= PLUME__CONN_WS;

@@ -890,6 +890,7 @@ static void test_fragment_flood_memory(void) {
   plume__buf_free(&in);
 }
 
+#ifndef PLUME_TEST_NO_E2E /* -D to build against buf.c and options.c alone */
 /* ------------------------------------------------------------------------- */
 /* End to end: the real tcp.c, http.c and engineio.c over loopback sockets. The
 ** renames above keep the real plume__ws_* of the archive apart from the copy
@@ -1233,6 +1234,8 @@ static void test_e2e(void) {
   CHECK_EQ(uv_loop_close(&e2e_loop), 0);
 }
 
+#endif
+
 int main(void) {
   RUN(test_rows_whole);
   RUN(test_rows_byte_by_byte);
@@ -1252,7 +1255,9 @@ int main(void) {
   RUN(test_wslay_alone);
   RUN(test_idle_memory);
   RUN(test_fragment_flood_memory);
+#ifndef PLUME_TEST_NO_E2E
   RUN(test_e2e);
+#endif
   plume__shared_pool_drain();
   return check_done();
 }
