@@ -134,21 +134,19 @@ end
 
 -- Resolves a requested path (placeholders, ":__id") to service, route params; nil if none.
 function App:lookup(path)
-  local data, captures = self[KEY].router:lookup(path)
+  local route = util.object({})
+  local data = self[KEY].router:lookup(path, route)
   if data == nil then
     return nil
   end
 
-  local route = util.object({})
   local fixed = data.route_params
   if fixed then
     for k, v in pairs(fixed) do
-      route[k] = v
+      if route[k] == nil then
+        route[k] = v
+      end
     end
-  end
-
-  for k, v in pairs(captures) do
-    route[k] = v
   end
 
   return data.service, route

@@ -196,8 +196,9 @@ end
 local MISS = {}
 
 
--- Returns data, captures (a new table name -> string each call) or nil for no match.
-function Router:lookup(path)
+-- Returns data, captures (name -> string) or nil for no match. Captures go into `into`
+-- when given, else into a new table.
+function Router:lookup(path, into)
   if type(path) ~= "string" then
     return nil
   end
@@ -225,7 +226,7 @@ function Router:lookup(path)
     return nil
   end
 
-  local captures = {}
+  local captures = into or {}
   local flat = hit.flat
   for i = 1, #flat, 2 do
     captures[flat[i]] = flat[i + 1]

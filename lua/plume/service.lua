@@ -308,7 +308,11 @@ end
 -- Runs method of the wrapper through its hooks; returns the final context.
 -- params is the caller's params table (a new {} when nil).
 function _M.invoke(wrapper, method, id, data, params)
-  local state = wrapper[KEY]
+  local state = type(wrapper) == "table" and wrapper[KEY]
+  if not state then
+    error("service methods are called with ':' (service:" .. tostring(method) .. "(...))", 3)
+  end
+
   local entry = state.entries[method]
   if not entry then
     error(errors.MethodNotAllowed("Method '" .. tostring(method)
