@@ -1,6 +1,6 @@
 -- Shared by the busted specs of the Feathers model: makes "plume.json" loadable without
--- the C core (a pure-Lua stand-in used only when plume.core or lua/plume/json.lua is not
--- there), a fake clock and scheduler so specs can run code that yields (sleep), and fake
+-- the C core (a pure-Lua stand-in used only when plume.core, its codec or
+-- lua/plume/json.lua is not there), a fake clock and scheduler so specs can run code that yields (sleep), and fake
 -- Socket.IO server/socket objects for the transport.
 
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
@@ -153,6 +153,11 @@ local function stub_json()
   return json
 end
 
+
+-- A core without its codec yet (plume.json raises on load) also gets the stand-in.
+if helper.real_json and not pcall(require, "plume.json") then
+  helper.real_json = false
+end
 
 if not helper.real_json then
   package.loaded["plume.json"] = nil
