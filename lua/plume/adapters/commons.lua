@@ -38,23 +38,26 @@ local ALWAYS_MULTI = { find = true, get = false, update = false }
 
 
 -- Resolved options of one call: service options, `paginate` from params.paginate when
--- given, then every field of params.adapter.
+-- given, then every field of params.adapter (the options table itself when params change
+-- nothing: treat the result as read-only).
 function _M.get_options(options, params)
+  if params == nil or (params.paginate == nil and params.adapter == nil) then
+    return options
+  end
+
   local resolved = {}
   for k, v in pairs(options) do
     resolved[k] = v
   end
 
-  if params then
-    if params.paginate ~= nil then
-      resolved.paginate = params.paginate
-    end
+  if params.paginate ~= nil then
+    resolved.paginate = params.paginate
+  end
 
-    local adapter = params.adapter
-    if type(adapter) == "table" then
-      for k, v in pairs(adapter) do
-        resolved[k] = v
-      end
+  local adapter = params.adapter
+  if type(adapter) == "table" then
+    for k, v in pairs(adapter) do
+      resolved[k] = v
     end
   end
 
@@ -237,6 +240,64 @@ local FILTERS = {
 _M.FILTERS = FILTERS
 
 
+local DEFAULT_OPERATORS = {}
+for _, name in ipairs(_M.OPERATORS) do
+  DEFAULT_OPERATORS[name] = true
+end
+
+-- Sets built from the extra operators/filters options, cached per options table.
+local operator_sets = setmetatable({}, { __mode = "k" })
+local filter_sets = setmetatable({}, { __mode = "k" })
+
+
+local function operator_set(extra)
+  if type(extra) ~= "table" or next(extra) == nil then
+    return DEFAULT_OPERATORS
+  end
+
+  local set = operator_sets[extra]
+  if set then
+    return set
+  end
+
+  set = {}
+  for name in pairs(DEFAULT_OPERATORS) do
+    set[name] = true
+  end
+
+  for _, name in ipairs(extra) do
+    set[name] = true
+  end
+
+  operator_sets[extra] = set
+  return set
+end
+
+
+local function filter_set(extra)
+  if type(extra) ~= "table" or next(extra) == nil then
+    return FILTERS
+  end
+
+  local set = filter_sets[extra]
+  if set then
+    return set
+  end
+
+  set = {}
+  for name, fn in pairs(FILTERS) do
+    set[name] = fn
+  end
+
+  for name, fn in pairs(extra) do
+    set[name] = fn
+  end
+
+  filter_sets[extra] = set
+  return set
+end
+
+
 -- Splits a query into converted filters and validated conditions (Feathers'
 -- filterQuery). options: paginate, filters (extra name -> true or converter), operators
 -- (extra names). Raises BadRequest "Invalid filter value $x" / "Invalid query parameter
@@ -247,28 +308,8 @@ function _M.filter_query(query, options)
     query = {}
   end
 
-  local operators = {}
-  for _, name in ipairs(_M.OPERATORS) do
-    operators[name] = true
-  end
-
-  if type(options.operators) == "table" then
-    for _, name in ipairs(options.operators) do
-      operators[name] = true
-    end
-  end
-
-  local filters = {}
-  for name, fn in pairs(FILTERS) do
-    filters[name] = fn
-  end
-
-  if type(options.filters) == "table" then
-    for name, fn in pairs(options.filters) do
-      filters[name] = fn
-    end
-  end
-
+  local operators = operator_set(options.operators)
+  local filters = filter_set(options.filters)
   local settings = { paginate = options.paginate, operators = operators }
 
   local result_filters = {}
