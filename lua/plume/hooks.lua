@@ -408,4 +408,44 @@ end
 _M.NULL = util.null
 
 
+local function check_fields(data, names)
+  if type(data) ~= "table" then
+    error(errors.BadRequest("Data must be an object"))
+  end
+
+  for i = 1, #names do
+    local name = names[i]
+    local v = data[name]
+    if v == nil or util.is_null(v) or v == "" then
+      error(errors.BadRequest("'" .. name .. "' is required", { field = name }))
+    end
+  end
+end
+
+
+-- A before hook refusing data (each item of array data) without the named fields, or
+-- with them null or "": BadRequest "'<name>' is required" with data { field = name }.
+function _M.require_fields(...)
+  local names = { ... }
+  for i = 1, #names do
+    if type(names[i]) ~= "string" then
+      error("require_fields takes field names", 2)
+    end
+  end
+
+  return function(ctx)
+    local data = ctx.data
+    if util.is_array(data) then
+      for i = 1, #data do
+        check_fields(data[i], names)
+      end
+    else
+      check_fields(data, names)
+    end
+
+    return ctx
+  end
+end
+
+
 return _M

@@ -520,6 +520,30 @@ describe("plume.hooks", function()
     end)
   end)
 
+  describe("require_fields", function()
+    it("refuses data without the fields, single or multi", function()
+      local hooks = require "plume.hooks"
+      local app = application.new()
+      app:use("messages", { create = function(_, data) return data end })
+      local messages = app:service("messages")
+      messages:hooks({ before = { create = { hooks.require_fields("text", "room") } } })
+      assert.same({ text = "hi", room = "r" }, messages:create({ text = "hi", room = "r" }))
+
+      for _, data in ipairs({ { room = "r" }, { text = "", room = "r" },
+                              { text = json.null, room = "r" },
+                              json.array({ { text = "a", room = "r" }, { text = "b" } }) }) do
+        local ok, err = pcall(messages.create, messages, data)
+        assert.is_false(ok)
+        assert.equal("BadRequest", err.name)
+        assert.matches("^'%a+' is required$", err.message)
+      end
+
+      local ok, err = pcall(messages.create, messages, "text")
+      assert.is_false(ok)
+      assert.equal("Data must be an object", err.message)
+    end)
+  end)
+
   describe("registration", function()
     local app, svc
 
