@@ -587,6 +587,38 @@ describe("plume.transport", function()
     end)
   end)
 
+  describe("replacing services (hot reload)", function()
+    it("keeps connections, channels and handler counts over 1000 replacements", function()
+      local publish_listeners = app:listener_count("publish")
+      local disconnect_listeners = app:listener_count("disconnect")
+      app:channel("room"):join(socket.feathers)
+      local old = app:service("todos")
+      for i = 1, 1000 do
+        app:use("todos", memory.new({ store = old.store }))
+        app:service("todos"):hooks({ before = { create = function(ctx)
+          ctx.data.version = i
+        end } })
+      end
+
+      assert.equal(1, #socket.handlers.create)
+      assert.equal(publish_listeners, app:listener_count("publish"))
+      assert.equal(disconnect_listeners, app:listener_count("disconnect"))
+      assert.is_true(app:channel("room"):has(socket.feathers))
+
+      local ack = socket:call("create", "todos", { text = "after" }, {})
+      assert.same({ text = "after", version = 1000, id = 0 }, ack[2])
+      assert.equal(1, #socket:events("todos created"))
+      assert.equal(1, #old:find())
+    end)
+
+    it("a method removed by a reload answers MethodNotAllowed", function()
+      app:use("secure", { find = function() return {} end })
+      local ack = socket:call("create", "secure", {}, {})
+      assert.equal("Method 'create' not allowed on service 'secure'", ack[1].message)
+      assert.is_true(socket.connected)
+    end)
+  end)
+
   describe("legacy path::method format (§3.8)", function()
     it("is off by default", function()
       assert.is_nil(socket:call("todos::create", { text = "x" }, {}))
