@@ -175,11 +175,11 @@ describe("plume.transport", function()
 
   describe("calls (§3.1, §3.2)", function()
     it("runs the observed exchange of §3.1", function()
-      local ack = socket:call("create", "todos", { text = "some todo", complete = false }, {})
-      assert.equal('[null,{"complete":false,"id":0,"text":"some todo"}]', wire(ack))
+      local ack = socket:call("create", "todos", { text = "some task", complete = false }, {})
+      assert.equal('[null,{"complete":false,"id":0,"text":"some task"}]', wire(ack))
 
       ack = socket:call("find", "todos", { complete = false })
-      assert.equal('[null,[{"complete":false,"id":0,"text":"some todo"}]]', wire(ack))
+      assert.equal('[null,[{"complete":false,"id":0,"text":"some task"}]]', wire(ack))
 
       ack = socket:call("create", "todos", { text = "buy milk" }, {})
       assert.equal('[null,{"id":1,"text":"buy milk"}]', wire(ack))
