@@ -15,7 +15,7 @@ describe("plume.router", function()
     assert.equal("T", r:lookup("todos"))
     assert.equal("T", r:lookup("/todos/"))
     assert.equal("T", r:lookup("///todos"))
-    assert.is_nil(r:lookup("todo-list"))
+    assert.is_nil(r:lookup("todolist"))
     assert.is_nil(r:lookup("todos/x/y"))
   end)
 
