@@ -7,7 +7,6 @@ local json = require "plume.json"
 
 
 local type = type
-local next = next
 local pairs = pairs
 local rawequal = rawequal
 local getmetatable = getmetatable
@@ -73,12 +72,6 @@ function _M.is_array(t)
 end
 
 
--- True when t is a table that is not an array (a JSON object).
-function _M.is_object(t)
-  return type(t) == "table" and not _M.is_array(t)
-end
-
-
 -- JavaScript truthiness: nil, null, false, 0, NaN and "" are falsy.
 function _M.truthy(v)
   if v == nil or v == false or v == 0 or v == "" or rawequal(v, json_null) then
@@ -100,17 +93,6 @@ end
 
 function _M.object(t)
   return json_object(t or {})
-end
-
-
--- Shallow copy keeping the JSON mark of t.
-function _M.shallow_copy(t)
-  local copy = {}
-  for k, v in pairs(t) do
-    copy[k] = v
-  end
-
-  return setmetatable(copy, getmetatable(t))
 end
 
 
@@ -416,12 +398,6 @@ function _M.ordered_keys(t)
 
   table.sort(keys, key_less)
   return keys
-end
-
-
--- True when t (a table) has no keys.
-function _M.is_empty(t)
-  return next(t) == nil
 end
 
 
