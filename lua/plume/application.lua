@@ -246,6 +246,16 @@ function App:use(path, service, options)
     return self
   end
 
+  -- A service of this or another app: register what it wraps (hooks are per path).
+  local wrapped = service_mod.state(service)
+  if wrapped then
+    if options == nil then
+      options = wrapped.raw_options
+    end
+
+    service = wrapped.service
+  end
+
   register(self, state, location, service, options)
 
   return self

@@ -159,6 +159,20 @@ describe("plume.application", function()
       assert.is_nil(app:lookup("users/5"))
     end)
 
+    it("registers what a registered service wraps (no double hooks or events)", function()
+      local created = 0
+      local hooked = 0
+      app:use("a", { create = function(_, d) return d end }, { methods = { "create" } })
+      app:service("a"):hooks({ before = function() hooked = hooked + 1 end })
+      app:use("b", app:service("a"))
+      local b = app:service("b")
+      b:on("created", function() created = created + 1 end)
+      b:create({})
+      assert.equal(0, hooked)
+      assert.equal(1, created)
+      assert.same({ "create" }, methods_of(app, "b"))
+    end)
+
     it("mounts the services of another app under a path", function()
       local sub = application.new()
       sub:use("a", { find = function() return "a" end })
