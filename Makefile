@@ -62,7 +62,7 @@ REPLAY_BIN := $(patsubst tests/fuzz/%.c,$(B)/tests/replay_%,$(FUZZ_SRC))
 
 .PHONY: all deps run test check asan valgrind fuzz lint check-symbols install uninstall clean npm rock
 
-all: $(B)/plume $(B)/libplume.a $(B)/libplume.so $(B)/plume.pc $(B)/plume/core.so
+all: $(B)/plume $(B)/libplume.a $(B)/libplume.so $(B)/plume.pc $(B)/lua/plume/core.so
 
 deps: $(DEPS_OK)
 $(DEPS_OK): scripts/deps.sh
@@ -90,7 +90,7 @@ $(B)/libplume.so: $(LIB_OBJ) $(LLHTTP_OBJ)
 	$(Q)ln -sf libplume.so.$(VERSION) $(B)/libplume.so.$(MAJOR) && ln -sf libplume.so.$(VERSION) $@
 
 # The Lua rock's C module: the whole runtime as plume/core.so (luaopen_plume_core).
-$(B)/plume/core.so: $(LIB_OBJ) $(LLHTTP_OBJ)
+$(B)/lua/plume/core.so: $(LIB_OBJ) $(LLHTTP_OBJ)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -shared $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
@@ -168,7 +168,7 @@ install: all
 	install -m 644 runtime/plume.h $(DESTDIR)$(INCLUDEDIR)/plume.h
 	install -m 644 $(B)/plume.pc $(DESTDIR)$(PKGCONFIGDIR)/plume.pc
 	cp -R lua/plume/. $(DESTDIR)$(LUA_LMOD)/plume/
-	install -m 755 $(B)/plume/core.so $(DESTDIR)$(LUA_CMOD)/plume/core.so
+	install -m 755 $(B)/lua/plume/core.so $(DESTDIR)$(LUA_CMOD)/plume/core.so
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/plume $(DESTDIR)$(LIBDIR)/libplume.a $(DESTDIR)$(LIBDIR)/libplume.so* \

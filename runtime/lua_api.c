@@ -468,6 +468,12 @@ static const luaL_Reg core_functions[] = {{"log", core_log},
                                           {"eio_attach", core_eio_attach},
                                           {NULL, NULL}};
 
+/* The JSON depth cap comes from the instance's options; stock Lua (the rock) has none. */
+static int json_depth(lua_State *L) {
+  plume_t *p = plume__lua_instance(L);
+  return p != NULL ? p->opts.max_json_depth : 0;
+}
+
 int luaopen_plume_core(lua_State *L) {
   luaL_newmetatable(L, EIO_SERVER_MT); /* mt */
   lua_pop(L, 1);
@@ -478,5 +484,7 @@ int luaopen_plume_core(lua_State *L) {
   luaL_newlib(L, core_functions); /* core */
   lua_pushstring(L, PLUME_VERSION_STRING);
   lua_setfield(L, -2, "version");
+  plume__json_open(L, json_depth(L)); /* core json */
+  lua_setfield(L, -2, "json");        /* core.json = json */
   return 1;
 }
