@@ -50,6 +50,26 @@ static int core_option(lua_State *L) {
   return 1;
 }
 
+/* core.list_dir(path) -> array of entry names ({} when the folder does not exist).
+** Synchronous: used at start-up and on reload, never per request. */
+static int core_list_dir(lua_State *L) {
+  uv_fs_t req;
+  uv_dirent_t ent;
+  int i = 0;
+  const char *path = luaL_checkstring(L, 1);
+  lua_newtable(L); /* names */
+  if (uv_fs_scandir(NULL, &req, path, 0, NULL) < 0) {
+    uv_fs_req_cleanup(&req);
+    return 1;
+  }
+  while (uv_fs_scandir_next(&req, &ent) != UV_EOF) {
+    lua_pushstring(L, ent.name);
+    lua_rawseti(L, -2, ++i); /* names[i] = name */
+  }
+  uv_fs_req_cleanup(&req);
+  return 1;
+}
+
 /* }====== */
 
 /* ------------------------------------------------------------------------- */
@@ -464,6 +484,7 @@ static const luaL_Reg core_functions[] = {{"log", core_log},
                                           {"log_enabled", core_log_enabled},
                                           {"now", core_now},
                                           {"option", core_option},
+                                          {"list_dir", core_list_dir},
                                           {"sleep", core_sleep},
                                           {"eio_attach", core_eio_attach},
                                           {NULL, NULL}};

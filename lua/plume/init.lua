@@ -54,16 +54,11 @@ end
 -- The .lua files of a folder, sorted by name (so start-up order is stable).
 local function lua_files(dir)
   local files = {}
-  local p = io.popen('ls -1 "' .. dir .. '" 2>/dev/null')
-  if not p then
-    return files
-  end
-  for name in p:lines() do
+  for _, name in ipairs(core.list_dir(dir)) do
     if name:match("^[%w_%-%.]+%.lua$") then
       files[#files + 1] = name
     end
   end
-  p:close()
   table.sort(files)
   return files
 end
