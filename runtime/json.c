@@ -509,13 +509,14 @@ static int lex_next(lexer_t *x) {
   }
 }
 
-/* 1 when the current string token, unescaped, equals s. */
+/* 1 when the current string token, unescaped, equals s. An escape takes at most
+** 6 bytes per byte it stands for, so a token longer than 6n cannot match. */
 static int token_eq(const lexer_t *x, const char *s, size_t n) {
-  char tmp[64];
+  char tmp[128];
   size_t m;
   if (!(x->flags & F_ESCAPED))
     return x->tok_n == n && memcmp(x->tok, s, n) == 0;
-  if (x->tok_n > sizeof(tmp) || x->tok_n < n)
+  if (x->tok_n > 6 * n || x->tok_n > sizeof(tmp) || x->tok_n < n)
     return 0;
   m = unescape(x->tok, x->tok_n, tmp);
   return m == n && memcmp(tmp, s, n) == 0;
@@ -658,7 +659,7 @@ int plume__json_string_eq(plume_slice_t tok, const char *s) {
   tok.n -= 2;
   if (memchr(tok.p, '\\', tok.n) == NULL)
     return tok.n == n && memcmp(tok.p, s, n) == 0;
-  if (tok.n > sizeof(tmp) || tok.n < n)
+  if (tok.n > 6 * n || tok.n > sizeof(tmp) || tok.n < n)
     return 0;
   m = unescape((const unsigned char *)tok.p, tok.n, tmp);
   return m == n && memcmp(tmp, s, n) == 0;

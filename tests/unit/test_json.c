@@ -393,6 +393,10 @@ static const struct {
     {"[\"x\",{\"_placeholder\":\"true\",\"num\":7}]", 1, 0, 0},
     {"[\"x\",{\"_placeholder\":1,\"num\":7}]", 1, 0, 0},
     {"[\"x\",{\"_placeholde\\u0072\":true,\"num\":0}]", 1, 0, 1},
+    /* every character escaped: 72 bytes of key text */
+    {"[{\"\\u005f\\u0070\\u006c\\u0061\\u0063\\u0065\\u0068\\u006f\\u006c"
+     "\\u0064\\u0065\\u0072\":true,\"\\u006e\\u0075\\u006d\":1}]",
+     1, PLUME_EPROTO, 1},
     {"[\"x\",{\"_placeholde\\u0072\":true,\"n\\u0075m\":3}]", 1, PLUME_EPROTO,
      1},
     /* the last duplicate wins, as in JSON.parse */
