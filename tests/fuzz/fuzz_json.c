@@ -1,0 +1,147 @@
+/*
+** fuzz_json.c: libFuzzer target for json.c (reliability.md §4.4 #30, §6). The
+*input is
+** JSON text, checked with and without two attachments: the scanner and the Lua
+*decoder
+** must agree, a decoded value must encode, and the encoder's output must scan
+*and come back
+** unchanged through decode -> encode. With -DPLUME_FUZZ_MAIN, main() replays
+*the files
+** given as arguments and prints "N passed, N failed".
+*/
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define DEPTH 64
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static lua_State *L;
+static plume__json_enc_t enc, enc2;
+static int violations;
+
+static void violated(const char *what, const char *s, size_t n) {
+  fprintf(stderr, "invariant broken: %s on %.*s\n", what,
+          (int)(n > 200 ? 200 : n), s);
+  violations++;
+#ifndef PLUME_FUZZ_MAIN
+  abort();
+#endif
+}
+
+/* Re-encoding the encoder's own output is the identity. */
+static void check_stable(const char *text, size_t n) {
+  plume__json_dec_t d;
+  int base = lua_gettop(L);
+  memset(&d, 0, sizeof(d));
+  d.max_depth = DEPTH;
+  d.natt = -1;
+  if (plume__json_scan(text, n, DEPTH, -1, NULL) != 0) {
+    violated("encoder output does not scan", text, n);
+    return;
+  }
+  if (plume__json_decode(L, text, n, &d) != 0 || d.count != 1) {
+    violated("encoder output does not decode", text, n);
+    return;
+  }
+  plume__json_enc_reset(&enc2);
+  if (plume__json_encode(L, -1, &enc2) != 0)
+    violated("re-encoding failed", text, n);
+  else if (enc2.out.len != n || memcmp(enc2.out.p, text, n) != 0)
+    violated("decode -> encode is not stable", text, n);
+  lua_settop(L, base);
+}
+
+static void check(const char *s, size_t n, int natt) {
+  plume__json_info_t info;
+  plume__json_dec_t d;
+  int scan, dec, i;
+  lua_settop(L, 0);
+  scan = plume__json_scan(s, n, DEPTH, natt, &info);
+  for (i = 0; i < natt; i++)
+    plume__binary_push(L, i == 0 ? "\x01\x02" : "", i == 0 ? 2 : 0);
+  memset(&d, 0, sizeof(d));
+  d.max_depth = DEPTH;
+  d.natt = natt;
+  d.att_base = 1;
+  dec = plume__json_decode(L, s, n, &d);
+  if ((scan == 0) != (dec == 0)) {
+    violated("scanner and decoder disagree", s, n);
+    return;
+  }
+  if (dec != 0) {
+    if (lua_gettop(L) != (natt > 0 ? natt : 0))
+      violated("a failed decode left values", s, n);
+    return;
+  }
+  plume__json_enc_reset(&enc);
+  if (plume__json_encode(L, -1, &enc) != 0) {
+    violated("a decoded value does not encode", s, n);
+    return;
+  }
+  check_stable(enc.out.p, enc.out.len);
+  /* Spread: a top-level array pushes as many values as it has elements. */
+  if (natt < 0 && info.type == PLUME__JSON_ARRAY) {
+    lua_settop(L, 0);
+    d.spread = 1;
+    if (plume__json_decode(L, s, n, &d) != 0 || d.count != (int)info.count ||
+        lua_gettop(L) != d.count)
+      violated("spread decode", s, n);
+  }
+  lua_settop(L, 0);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (L == NULL) {
+    L = luaL_newstate();
+    plume__json_enc_init(&enc, DEPTH);
+    plume__json_enc_init(&enc2, DEPTH);
+  }
+  check((const char *)data, size, -1);
+  check((const char *)data, size, 2);
+  return 0;
+}
+
+#ifdef PLUME_FUZZ_MAIN
+int main(int argc, char **argv) {
+  int i, passed = 0, failed = 0;
+  for (i = 1; i < argc; i++) {
+    FILE *f = fopen(argv[i], "rb");
+    char *buf;
+    long n;
+    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0) {
+      printf("not ok %d - %s: cannot read\n", i, argv[i]);
+      failed++;
+      if (f != NULL)
+        fclose(f);
+      continue;
+    }
+    rewind(f);
+    buf = malloc((size_t)n + 1);
+    if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+      printf("not ok %d - %s: cannot read\n", i, argv[i]);
+      failed++;
+    } else {
+      violations = 0;
+      LLVMFuzzerTestOneInput((const uint8_t *)buf, (size_t)n);
+      printf("%s %d - %s\n", violations ? "not ok" : "ok", i, argv[i]);
+      violations ? failed++ : passed++;
+    }
+    free(buf);
+    fclose(f);
+  }
+  if (L != NULL) {
+    lua_close(L);
+    plume__json_enc_free(&enc);
+    plume__json_enc_free(&enc2);
+  }
+  plume__shared_pool_drain();
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
+#endif
