@@ -388,7 +388,8 @@ static void preflight(const plume__eio_server_t *srv, plume__conn_t *c,
     hdrs_add(&h, acrh.p, acrh.n);
     HDRS_LIT(&h, "\r\n");
   }
-  HDRS_LIT(&h, "Vary: Access-Control-Request-Headers\r\n");
+  /* http.c writes no Content-Length on a 204; the cors module sends 0. */
+  HDRS_LIT(&h, "Vary: Access-Control-Request-Headers\r\nContent-Length: 0\r\n");
   plume__http_respond(c, 204, NULL, h.b, NULL, 0);
 }
 
@@ -706,6 +707,10 @@ static void on_timer(uv_timer_t *t) {
     release(s);
   else
     arm_timer(s);
+  /* Write now what this run queued (pings, payloads, close frames): the
+  ** once-per-turn flush runs after the poll, which may sleep until the next
+  ** timer, so a ping would leave only when its pong deadline comes. */
+  plume__flush_all(s->p);
 }
 
 /* }====== */
@@ -946,10 +951,11 @@ static void poll_post(plume__eio_session_t *s, plume__conn_t *c,
     return;
   }
   if (r->body.n > (size_t)srv->cfg.max_payload) {
+    /* The session stays, as in the reference and as when http.c refuses a
+    ** declared length early, before the request reaches this layer. */
     plume__log(s->p, PLUME__LOG_INFO, "engineio",
-               "conn %u: session %s: POST of %zu bytes over maxPayload", c->id,
-               s->sid, r->body.n);
-    close_session(s, "transport error", 0);
+               "conn %u: session %s: POST of %zu bytes over maxPayload, 413",
+               c->id, s->sid, r->body.n);
     respond_status(srv, c, 413);
     return;
   }

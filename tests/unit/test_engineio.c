@@ -16,6 +16,7 @@
 #define plume__ws_send lb_ws_send
 #define plume__ws_close lb_ws_close
 #define plume__log lb_log
+#define plume__flush_all lb_flush_all
 #include "../../runtime/engineio.c"
 
 #include <stdarg.h>
@@ -591,6 +592,11 @@ void plume__log(plume_t *p, int level, const char *subsystem, const char *fmt,
   }
 }
 
+static int flushes;
+void plume__flush_all(plume_t *p) {
+  flushes++;
+}
+
 static lb_conn_t *lb_new(void) {
   lb_conn_t *l = calloc(1, sizeof(*l));
   l->c.p = P;
@@ -1099,7 +1105,8 @@ static void test_cors(void) {
                      "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,"
                      "DELETE\r\n"
                      "Access-Control-Allow-Headers: content-type\r\n"
-                     "Vary: Access-Control-Request-Headers\r\n");
+                     "Vary: Access-Control-Request-Headers\r\n"
+                     "Content-Length: 0\r\n");
   /* An origin list echoes the allowed origin only, with credentials. */
   srv->cfg.cors_origins = list;
   srv->cfg.cors_credentials = 1;
@@ -1321,8 +1328,7 @@ static void test_polling_bad_requests(void) {
   CHECK_STR(g->body.p, "1");
   l = get(url(POLL, sid));
   CHECK_EQ(l->status, 400);
-  /* A body over maxPayload: 413 and the session closes (reliability §4.2.15).
-   */
+  /* A body over maxPayload: 413, the session stays (as in the reference). */
   srv->cfg.max_payload = 100;
   handshake_polling("EIO=4", sid);
   big = malloc(101);
@@ -1332,8 +1338,10 @@ static void test_polling_bad_requests(void) {
   CHECK_EQ(l->status, 200);
   l = post(url(POLL, sid), big, 101);
   CHECK_EQ(l->status, 413);
+  CHECK_STR(l->body.p, "");
   l = get(url(POLL, sid));
-  CHECK_EQ(l->status, 400);
+  CHECK_EQ(l->status, 200);
+  CHECK_EQ(l->body.len, 100); /* the echo of the first POST */
   free(big);
   /* A polling request for a websocket session: transport mismatch. */
   ws_open(EIOP "?EIO=4&transport=websocket");
@@ -1539,7 +1547,9 @@ static void test_ws_heartbeat(void) {
   w = ws_open(WS);
   w->frames.len = 0;
   w->nframes = 0;
+  flushes = 0;
   run_ms(70);
+  CHECK(flushes > 0); /* the ping is written from the timer, not a turn later */
   CHECK_STR(w->frames.p, "T:2\n");
   ws_recv(w, 0, B("3"));
   run_ms(60);
