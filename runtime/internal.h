@@ -730,7 +730,6 @@ int plume__sio_push_data(lua_State *L, const plume__sio_packet_t *pkt,
 int plume__sio_encode_args(lua_State *L, int first, int n,
                            plume__sio_packet_t *pkt, plume__json_enc_t *e);
 
-
 /* Creates the Lua state of p, loads plume.core and the framework. Returns 0 or PLUME_ELUA. */
 int plume__lua_init(plume_t *p);
 void plume__lua_close(plume_t *p);
