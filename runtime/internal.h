@@ -337,6 +337,12 @@ const char *plume__eio_remote_address(const plume__eio_session_t *s);
 void *plume__eio_get_ud(const plume__eio_session_t *s);
 void plume__eio_set_ud(plume__eio_session_t *s, void *ud);
 
+/* Timing (engineio.c): on_close never runs inside a call into this layer (but for
+** plume__eio_server_free); it comes from the session's timer on a later loop turn. From
+** the close on, plume__eio_send returns PLUME_ECLOSED and requests with the sid get 400
+** code 1, except that a server close on polling with no GET parked keeps the sid until
+** the next GET collects "6\x1e1" (or close_timeout passes). */
+
 /* The wire codec (engineio_codec.c): pure functions, no loop, fuzzed. */
 
 enum {
