@@ -1677,6 +1677,7 @@ static int l_decode(lua_State *L) {
   if (!lua_isnil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
     natt = lua_rawlen(L, 2);
+    luaL_argcheck(L, natt <= 65536, 2, "too many attachments");
     luaL_checkstack(L, (int)natt + 8, "too many attachments");
     for (i = 1; i <= natt; i++) {
       size_t bn;

@@ -609,6 +609,12 @@ static void test_decode_lua(void) {
             "bad argument #1 to 'decode' (string expected, got table)");
   CHECK_HAS(run("return json.decode('[1]', {print})"),
             ": attachment 1 is not a string or binary");
+  CHECK_STR(run("return json.encode(json.decode('[1]', setmetatable({}, "
+                "{__len = function() return 1e9 end})))"),
+            "[1]");
+  CHECK_HAS(run("local t = {} t[100000] = 'x' for i = 1, 100000 do t[i] = "
+                "'x' end return json.decode('[1]', t)"),
+            "bad argument #2 to 'decode' (too many attachments)");
   /* __proto__ and friends are plain data */
   CHECK_STR(run("local v = json.decode('{\"__proto__\":{\"a\":1},"
                 "\"__index\":2}') return getmetatable(v).__index"),
