@@ -135,7 +135,7 @@ valgrind:
 	$(Q)$(MAKE) --no-print-directory B=build-valgrind OPT='-O0 -g' all unit
 	$(Q)VALGRIND=1 sh tests/run.sh build-valgrind
 
-FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -Iruntime -Itests/unit $(DEP_CFLAGS)
+FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -DPLUME_VERSION_STRING='"$(VERSION)"' -Iruntime -Itests/unit $(DEP_CFLAGS)
 fuzz: | $(DEPS_OK)
 	$(Q)mkdir -p build-fuzz
 	$(Q)set -e; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
