@@ -1355,12 +1355,12 @@ static void test_polling_heartbeat(void) {
   char sid[64];
   lb_conn_t *g, *l;
   int i;
-  setup_with(50, 50, 1);
+  setup_with(100, 100, 1);
   handshake_polling("EIO=4", sid);
   for (i = 0; i < 3; i++) {
     g = get(url(POLL, sid));
     CHECK(g->parked);
-    run_ms(70);
+    run_ms(140);
     CHECK_EQ(g->answers, 1);
     CHECK_STR(g->body.p, "2"); /* the ping alone */
     l = post(url(POLL, sid), B("3"));
@@ -1370,7 +1370,7 @@ static void test_polling_heartbeat(void) {
   /* No pong: the session dies by ping timeout; the parked GET gets the close.
    */
   g = get(url(POLL, sid));
-  run_ms(150);
+  run_ms(300);
   CHECK_STR(g->body.p, "2");
   CHECK_EQ(up.closes, 1);
   CHECK_STR(up.reason, "ping timeout");
@@ -1378,7 +1378,7 @@ static void test_polling_heartbeat(void) {
   CHECK_EQ(l->status, 400);
   /* Heartbeat timeout without any GET (§9.1 #18). */
   handshake_polling("EIO=4", sid);
-  run_ms(150);
+  run_ms(300);
   l = get(url(POLL, sid));
   CHECK_EQ(l->status, 400);
   CHECK_STR(up.reason, "ping timeout");
@@ -1543,20 +1543,20 @@ static void test_ws_session(void) {
 
 static void test_ws_heartbeat(void) {
   lb_conn_t *w;
-  setup_with(50, 50, 1);
+  setup_with(100, 100, 1);
   w = ws_open(WS);
   w->frames.len = 0;
   w->nframes = 0;
   flushes = 0;
-  run_ms(70);
+  run_ms(140);
   CHECK(flushes > 0); /* the ping is written from the timer, not a turn later */
   CHECK_STR(w->frames.p, "T:2\n");
   ws_recv(w, 0, B("3"));
-  run_ms(60);
+  run_ms(120);
   CHECK_EQ(w->nframes, 2);
   ws_recv(w, 0, B("3"));
   CHECK(!w->ws_closed);
-  run_ms(150);
+  run_ms(300);
   CHECK(w->ws_closed);
   CHECK_STR(up.reason, "ping timeout");
   teardown();
@@ -1677,7 +1677,7 @@ static void test_v3_polling(void) {
   char sid[64];
   lb_conn_t *l, *g;
   size_t n;
-  setup_with(50, 50, 1);
+  setup_with(100, 100, 1);
   l = handshake_polling("EIO=3", sid);
   n = strlen(l->body.p) - (size_t)(strchr(l->body.p, ':') - l->body.p) - 1;
   CHECK_EQ((size_t)atoi(l->body.p), n);
@@ -1713,11 +1713,11 @@ static void test_v3_polling(void) {
   run_ms(0);
   CHECK_STR(g->body.p, "1:3");
   /* Within pingInterval + pingTimeout, else ping timeout. */
-  run_ms(45);
+  run_ms(90);
   post(url(POLL3, sid), B("1:2"));
-  run_ms(45);
+  run_ms(90);
   CHECK_EQ(up.closes, 0);
-  run_ms(80);
+  run_ms(160);
   CHECK_EQ(up.closes, 1);
   CHECK_STR(up.reason, "ping timeout");
   /* b64=1: binary goes as base64 in text payloads. */
