@@ -10,7 +10,7 @@ LUA_PATH="lua/?.lua;lua/?/init.lua;;"
 LUA_CPATH="build/lua/?.so;;"
 export LUA_PATH LUA_CPATH
 
-out=$(mktemp "${TMPDIR:-/tmp}/plume-busted.XXXXXX") || exit 1
+out=$(mktemp) || exit 1
 trap 'rm -f "$out"' EXIT
 
 busted --lua=lua5.4 -o TAP tests/lua >"$out" 2>&1
