@@ -360,8 +360,7 @@ static void refuse(const plume__eio_server_t *srv, plume__conn_t *c,
   mlen = strlen(msg);
   plume__log(srv->p, PLUME__LOG_DEBUG, "engineio", "conn %u: refused (%d %s)",
              c->id, code, msg);
-  if (r->upgrade) { /* http.c answers an upgrade request with Connection: close
-                     */
+  if (r->upgrade) { /* http.c adds Connection: close to an upgrade's answer */
     plume__http_respond(c, 400, "text/html", NULL, msg, mlen);
     plume__conn_close(c, 1);
     return;
@@ -374,8 +373,7 @@ static void refuse(const plume__eio_server_t *srv, plume__conn_t *c,
                       n + 2);
 }
 
-/* OPTIONS with CORS on: answered before any protocol check (protocol.md §2.10).
- */
+/* OPTIONS with CORS on: answered before any protocol check (§2.10). */
 static void preflight(const plume__eio_server_t *srv, plume__conn_t *c,
                       const plume__http_req_t *r) {
   plume_slice_t acrh = plume__http_header(r, "access-control-request-headers");
@@ -402,8 +400,7 @@ static uint64_t now_ms(const plume__eio_session_t *s) {
   return uv_now(s->p->loop);
 }
 
-/* Arms the one timer at the nearest deadline, or at once when work is deferred.
- */
+/* Arms the one timer at the nearest deadline, or at once for deferred work. */
 static void arm_timer(plume__eio_session_t *s) {
   uint64_t when = 0, now, d[4];
   size_t i;
@@ -671,8 +668,7 @@ static void close_session(plume__eio_session_t *s, const char *reason,
     plume__ws_close(c, 0);
   }
   arm_timer(s);
-  /* Last: answering may parse a pipelined request that looks the sid up again.
-   */
+  /* Last: answering may parse a pipelined request that looks the sid up. */
   if ((c = s->get) != NULL)
     poll_respond(s, c, strcmp(s->reason, "transport close") == 0 ? "6" : "1");
   queue_clear(s);
@@ -1008,8 +1004,7 @@ static plume_slice_t copy_slice(char **dst, plume_slice_t src) {
   return out;
 }
 
-/* A new session (not yet started) with its own copy of the handshake request.
- */
+/* A new session (not started) with its own copy of the handshake request. */
 static plume__eio_session_t *session_alloc(plume__eio_server_t *srv,
                                            plume__conn_t *c,
                                            const plume__http_req_t *r,

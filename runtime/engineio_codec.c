@@ -149,8 +149,7 @@ int plume__eio_decode_packet(int proto, const char *p, size_t n,
   if (n == 0)
     return PLUME_EPROTO;
   if (p[0] == 'b') {
-    /* v4: "b" + base64 is always a message; v3 carries the type after the "b".
-     */
+    /* v4: "b" + base64 is always a message; v3 has the type after the "b". */
     pkt->binary = 1;
     pkt->b64 = 1;
     if (proto == 3) {
@@ -312,8 +311,7 @@ static size_t count_digits(size_t v) {
   return d;
 }
 
-/* Writes v in decimal: as ASCII digits, or (raw) as one byte per digit value.
- */
+/* Writes v in decimal: ASCII digits, or (raw) one byte per digit value. */
 static size_t put_number(char *dst, size_t v, int raw) {
   size_t d = count_digits(v), i;
   for (i = d; i > 0; i--) {

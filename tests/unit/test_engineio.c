@@ -1367,8 +1367,7 @@ static void test_polling_heartbeat(void) {
     CHECK_STR(l->body.p, "ok");
   }
   CHECK_EQ(up.closes, 0);
-  /* No pong: the session dies by ping timeout; the parked GET gets the close.
-   */
+  /* No pong: the session dies by ping timeout; the parked GET gets "1". */
   g = get(url(POLL, sid));
   run_ms(300);
   CHECK_STR(g->body.p, "2");
@@ -1760,8 +1759,7 @@ static void test_v3_websocket(void) {
   w->frames.len = 0;
   ws_recv(w, 1, B("\x04\xff"));
   CHECK_STR(w->frames.p, "T:b4/w==\n");
-  /* Upgrade from v3 polling; the queue moves to the WebSocket with type bytes.
-   */
+  /* Upgrade from v3 polling: the queue moves to the WebSocket, typed. */
   handshake_polling("EIO=3", sid);
   g = get(url(POLL3, sid));
   w = ws_open(url(EIOP "?EIO=3&transport=websocket&sid=%s", sid));
@@ -1824,8 +1822,7 @@ static void test_server_free(void) {
   teardown();
 }
 
-/* The table grows and shrinks through 2000 sessions; every sid stays findable.
- */
+/* The table grows and shrinks through 2000 sessions; every sid is found. */
 static void test_sid_table(void) {
   plume__eio_session_t **all = calloc(2000, sizeof(*all));
   int i, found = 0;
