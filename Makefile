@@ -152,8 +152,9 @@ lint: check-symbols
 	$(Q)clang-format --dry-run --Werror runtime/*.c runtime/*.h tests/unit/*.c tests/fuzz/*.c
 	$(Q)luacheck -q --std lua54 lua services examples tests/lua
 
-check-symbols: $(B)/libplume.a
-	$(Q)bad=$$(nm -g --defined-only $(B)/libplume.a | awk 'NF==3 {print $$3}' | grep -v -E '^(plume_|luaopen_plume)' || true); \
+# What the shared library exports: only plume_* and luaopen_plume_* (internals are hidden).
+check-symbols: $(B)/libplume.so
+	$(Q)bad=$$(nm -D --defined-only $(B)/libplume.so | awk 'NF==3 {print $$3}' | grep -v -E '^(plume_|luaopen_plume)' || true); \
 	  if [ -n "$$bad" ]; then echo "exported symbols outside plume_*:"; echo "$$bad"; exit 1; fi; \
 	  echo "check-symbols: ok"
 
