@@ -66,6 +66,10 @@ static void on_flush(uv_check_t *h) {
   plume__flush_all(plume__container_of(h, plume_t, flusher));
 }
 
+static void on_pre_flush(uv_prepare_t *h) {
+  plume__flush_all(plume__container_of(h, plume_t, pre_flusher));
+}
+
 int plume_new(plume_t **out, uv_loop_t *loop, const plume_options_t *o) {
   plume_t *p;
   int err;
@@ -92,9 +96,13 @@ int plume_new(plume_t **out, uv_loop_t *loop, const plume_options_t *o) {
   uv_check_init(p->loop, &p->flusher);
   uv_check_start(&p->flusher, on_flush);
   uv_unref((uv_handle_t *)&p->flusher);
+  uv_prepare_init(p->loop, &p->pre_flusher);
+  uv_prepare_start(&p->pre_flusher, on_pre_flush);
+  uv_unref((uv_handle_t *)&p->pre_flusher);
   err = plume__lua_init(p);
   if (err != 0) {
     uv_close((uv_handle_t *)&p->flusher, NULL);
+    uv_close((uv_handle_t *)&p->pre_flusher, NULL);
     uv_run(p->loop, UV_RUN_NOWAIT);
     if (p->owns_loop)
       uv_loop_close(&p->own_loop);
@@ -146,7 +154,7 @@ int plume_run(plume_t *p) {
 
 /* Shutdown waits for connections and handles to go, checking each loop turn. */
 static void on_closed_flusher(uv_handle_t *h) {
-  plume_t *p = plume__container_of((uv_check_t *)h, plume_t, flusher);
+  plume_t *p = h->data;
   p->pending_closes--;
 }
 
@@ -180,8 +188,11 @@ void plume_close(plume_t *p, void (*cb)(plume_t *p)) {
     uv_timer_start(poll, on_close_poll, 0, 5);
   }
   uv_check_stop(&p->flusher);
-  p->pending_closes++;
+  uv_prepare_stop(&p->pre_flusher);
+  p->flusher.data = p->pre_flusher.data = p;
+  p->pending_closes += 2;
   uv_close((uv_handle_t *)&p->flusher, on_closed_flusher);
+  uv_close((uv_handle_t *)&p->pre_flusher, on_closed_flusher);
 }
 
 void plume_destroy(plume_t *p) {

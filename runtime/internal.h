@@ -587,7 +587,9 @@ struct plume_s {
   int owns_loop;
   plume_options_t opts;
   lua_State *L;
-  uv_check_t flusher;         /* flushes p->dirty once per loop turn */
+  uv_check_t flusher;         /* flushes p->dirty after I/O callbacks */
+  uv_prepare_t pre_flusher;   /* flushes p->dirty before the loop blocks, so output of
+                                 timer callbacks does not wait for the next wake-up */
   plume__conn_t *dirty;       /* connections with queued output */
   plume__conn_t *conns;       /* every open connection */
   uint32_t nconns;
