@@ -8,6 +8,7 @@
 // Every test runs twice against the same servers (style.md H: repeat_each(2)), each run
 // bounded by its timeout. Output is TAP-ish ("ok N - name", "not ok N - name", "#   why")
 // and ends with "N passed, N failed"; the exit status is non-zero when anything failed.
+// TEST=<substring of a test name> runs only those tests.
 // Servers are started from PLUME_BIN, their output goes to tests/artifacts/<suite>*.server.log,
 // and that log is scanned for sanitizer reports once they have exited.
 "use strict";
@@ -26,8 +27,9 @@ const tests = [];
 const servers = [];
 let cleanups = [];
 
+// TEST=substring runs only the tests whose name contains it.
 function test(name, fn, { timeout = 5000 } = {}) {
-  tests.push({ name, fn, timeout });
+  if (!process.env.TEST || name.includes(process.env.TEST)) tests.push({ name, fn, timeout });
 }
 
 // Registers fn to run when the current test run ends (pass, fail or timeout).
@@ -124,6 +126,17 @@ function indent(text) {
     .join("\n");
 }
 
+// The error's message and where in a suite file (not the lib) it was raised.
+function explain(err) {
+  if (!(err instanceof Error)) return String(err);
+  const where = (err.stack || "")
+    .split("\n")
+    .map((l) => /\((\/[^)]*\/tests\/interop\/[^/)]+\.js:\d+):\d+\)|at (\/[^ ]*\/tests\/interop\/[^/ ]+\.js:\d+)/.exec(l))
+    .find(Boolean);
+  const msg = err.message.split("\n").filter((l) => l.trim() !== "").slice(0, 6).join("\n");
+  return where ? `${msg}\n(at ${path.relative(ROOT, where[1] || where[2])})` : msg;
+}
+
 async function runOnce(t) {
   cleanups = [];
   try {
@@ -163,7 +176,9 @@ async function run(suite) {
     const errors = [];
     for (let i = 1; i <= REPEAT; i++) {
       const err = await runOnce(t);
-      if (err) errors.push(`run ${i}/${REPEAT}: ${err.stack || err}`);
+      if (!err) continue;
+      const text = explain(err);
+      errors.push(`run ${i}/${REPEAT}: ${errors.some((e) => e.endsWith(`: ${text}`)) ? "the same" : text}`);
     }
     n++;
     if (errors.length) {
