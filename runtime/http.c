@@ -295,9 +295,11 @@ static int key_equals(const char *k, const char *end, const char *name) {
 
 int plume__http_query(const plume__http_req_t *r, const char *name, char *buf,
                       size_t len) {
-  const char *q = r->query.p, *end = r->query.p + r->query.n;
+  const char *q, *end;
   if (r->query.n == 0 || len == 0)
     return -1;
+  q = r->query.p;
+  end = q + r->query.n;
   while (q < end) {
     const char *amp = memchr(q, '&', (size_t)(end - q));
     const char *eq, *v;
@@ -730,7 +732,8 @@ static void feed(plume__http_t *h, const char *data, size_t n,
     if (!h->dead)
       h->pending.len = 0;
   } else if (from_pending) {
-    memmove(h->pending.p, h->pending.p + k, n - k);
+    if (k > 0 && k < n)
+      memmove(h->pending.p, h->pending.p + k, n - k);
     h->pending.len = n - k;
   } else if (k < n && plume__buf_append(&h->pending, data + k, n - k) != 0) {
     plume__conn_close(c, 0);

@@ -26,8 +26,8 @@
 
 /* ------------------------------------------------------------------------- */
 /* Stubs for the layers around HTTP. They run on the loop thread; the client
-*thread only
-** reads what they recorded after pthread_join. */
+ *thread only
+ ** reads what they recorded after pthread_join. */
 
 static int stub_server; /* its address stands for the one Engine.IO server */
 static int
@@ -138,9 +138,9 @@ static void on_flush(uv_check_t *h) {
 }
 
 /* Output queued by timer callbacks must go before the loop blocks in poll, so
-*the
-** instance flushes in a prepare handle too (the uv_check alone runs after the
-*poll). */
+ *the
+ ** instance flushes in a prepare handle too (the uv_check alone runs after the
+ *poll). */
 static void on_prepare(uv_prepare_t *h) {
   plume__flush_all(h->data);
 }
@@ -297,8 +297,8 @@ static const char *resp_header(resp_t *r, const char *name) {
 }
 
 /* Reads one response (its body per Content-Length unless head_only). Returns
-*the status,
-** or -1 if the connection ended or timed out first. */
+ *the status,
+ ** or -1 if the connection ended or timed out first. */
 static int cl_response(client_t *k, resp_t *r, int head_only) {
   char *end;
   const char *cl;
@@ -719,8 +719,8 @@ static void client_park(env_t *e) {
   CHECK_EQ(cl_response(k, &r, 0), 200);
   CHECK_STR(r.body, "GET q=next body=");
   /* Answered from a timer with nothing else going on (an Engine.IO ping): the
-  *answer
-  ** must not wait for the next unrelated wake-up of the loop. */
+   *answer
+   ** must not wait for the next unrelated wake-up of the loop. */
   t0 = now_ms();
   cl_send(k, "GET /engine.io/park?answer=1 HTTP/1.1\r\n\r\n");
   CHECK_EQ(cl_response(k, &r, 0), 200);
@@ -806,15 +806,30 @@ static void make_site(void) {
   write_file("public/sub/index.html", "sub");
   write_file("public/empty.txt", "");
   write_file("secret.txt", "secret");
+  {
+    /* Larger than any socket buffer write: exercises partial and queued writes.
+     */
+    static char big[900 * 1024 + 1];
+    size_t i;
+    for (i = 0; i < sizeof(big) - 1; i++)
+      big[i] = (char)('a' + i % 26);
+    write_file("public/big.bin", big);
+  }
   snprintf(path, sizeof(path), "%s/public/link.txt", tmp_dir);
   CHECK_EQ(symlink("../secret.txt", path), 0);
 }
 
 static void remove_site(void) {
-  static const char *const files[] = {
-      "public/index.html", "public/app.js",   "public/sub/index.html",
-      "public/empty.txt",  "public/link.txt", "secret.txt",
-      "public/sub",        "public",          ""};
+  static const char *const files[] = {"public/index.html",
+                                      "public/app.js",
+                                      "public/sub/index.html",
+                                      "public/empty.txt",
+                                      "public/link.txt",
+                                      "public/big.bin",
+                                      "secret.txt",
+                                      "public/sub",
+                                      "public",
+                                      ""};
   char path[256];
   size_t i;
   for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -881,6 +896,70 @@ static void client_static(env_t *e) {
     CHECK(strstr(r.body, "secret") == NULL);
   }
   cl_close(k);
+}
+
+static void client_big_files(env_t *e) {
+  static resp_t r;
+  client_t *k = cl_open(e);
+  size_t i, total = 0, want = 900 * 1024;
+  int rcvbuf = 16384, status = 0;
+  /* A big answer, and a small one queued while the big one is still being
+   * written. */
+  cl_send(k, "GET /big.bin HTTP/1.1\r\n\r\nGET /app.js HTTP/1.1\r\n\r\n");
+  while (k->len < 256 && cl_fill(k) > 0)
+    ;
+  CHECK_EQ(sscanf(k->buf, "HTTP/1.1 %d", &status), 1);
+  CHECK_EQ(status, 200);
+  {
+    char *end = memmem(k->buf, k->len, "\r\n\r\n", 4);
+    size_t hn = end != NULL ? (size_t)(end - k->buf) + 4 : k->len;
+    cl_consume(k, hn);
+  }
+  while (total < want) {
+    size_t n = k->len < want - total ? k->len : want - total;
+    for (i = 0; i < n; i++)
+      if (k->buf[i] != (char)('a' + (total + i) % 26))
+        break;
+    CHECK_EQ(i, n);
+    total += n;
+    cl_consume(k, n);
+    if (total < want && cl_fill(k) <= 0)
+      break;
+  }
+  CHECK_EQ(total, want);
+  CHECK_EQ(cl_response(k, &r, 0), 200);
+  CHECK_STR(r.body, "console.log(1)");
+  cl_close(k);
+  /* A reader that stops reading: the backlog passes max_output_bytes and the
+  ** connection is dropped instead of buffered without end. */
+  k = calloc(1, sizeof(*k));
+  k->fd = socket(AF_INET, SOCK_STREAM, 0);
+  setsockopt(k->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+  {
+    struct sockaddr_in sa;
+    struct timeval tv = {3, 0};
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)e->port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(k->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    CHECK_EQ(connect(k->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  }
+  for (i = 0; i < 40; i++)
+    cl_send(k, "GET /big.bin HTTP/1.1\r\n\r\n");
+  usleep(500000);
+  CHECK(cl_eof(k));
+  cl_close(k);
+}
+
+static void test_big_files(void) {
+  env_t e;
+  make_site();
+  env_start(&e, NULL, public_dir);
+  env_run(&e, client_big_files);
+  CHECK(strstr(last_warning, "slow reader") != NULL);
+  env_finish(&e);
+  remove_site();
 }
 
 static void test_static(void) {
@@ -996,6 +1075,7 @@ int main(void) {
   RUN(test_park);
   RUN(test_upgrade);
   RUN(test_static);
+  RUN(test_big_files);
   plume__shared_pool_drain();
   return check_done();
 }
