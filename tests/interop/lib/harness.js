@@ -10,7 +10,7 @@
 // and ends with "N passed, N failed"; the exit status is non-zero when anything failed.
 // TEST=<substring of a test name> runs only those tests.
 // Servers are started from PLUME_BIN, their output goes to tests/artifacts/<suite>*.server.log,
-// and that log is scanned for sanitizer reports once they have exited.
+// and that log is scanned for sanitizer (or valgrind, with VALGRIND=1) reports once they have exited.
 "use strict";
 
 const { spawn } = require("node:child_process");
@@ -21,7 +21,11 @@ const path = require("node:path");
 const ROOT = path.resolve(__dirname, "../../..");
 const ARTIFACTS = path.join(ROOT, "tests/artifacts");
 const REPEAT = 2;
-const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/;
+const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|ERROR SUMMARY: [1-9]|definitely lost: [1-9]/;
+// VALGRIND=1 (make valgrind) runs the server under memcheck; its report goes to the same log.
+const VALGRIND = process.env.VALGRIND === "1"
+  ? ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite", "--error-exitcode=99"]
+  : [];
 
 const tests = [];
 const servers = [];
@@ -74,8 +78,8 @@ class Server {
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     this.logPath = path.join(ARTIFACTS, `${suite}${this.name ? "." + this.name : ""}.server.log`);
     const log = fs.openSync(this.logPath, "w");
-    const args = [path.join(ROOT, this.app), "--port", String(this.port), "--no-watch", ...this.args];
-    this.proc = spawn(bin, args, { cwd: ROOT, stdio: ["ignore", log, log] });
+    const args = [...VALGRIND.slice(1), bin, path.join(ROOT, this.app), "--port", String(this.port), "--no-watch", ...this.args];
+    this.proc = spawn(VALGRIND[0] || args.shift(), args, { cwd: ROOT, stdio: ["ignore", log, log] });
     fs.closeSync(log);
     this.exited = new Promise((resolve) =>
       this.proc.once("exit", (code, signal) => resolve((this.exit = { code, signal }))),
@@ -162,6 +166,9 @@ async function run(suite) {
   const stray = [];
   process.on("unhandledRejection", (err) => stray.push(err));
   process.on("uncaughtException", (err) => stray.push(err));
+  // Never leave a server behind, however this process ends.
+  process.on("exit", () => servers.forEach((s) => s.proc && !s.exit && s.proc.kill("SIGKILL")));
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(sig, () => process.exit(1));
   console.log(`# ${suite}: ${tests.length} tests, each run ${REPEAT} times`);
   try {
     for (const s of servers) await s.start(suite);
