@@ -762,4 +762,75 @@ plume_t *plume__lua_instance(lua_State *L);
 
 /* }====== */
 
+/* ------------------------------------------------------------------------- */
+/* {====== Crypto (crypto.c) */
+
+#define PLUME__HS256_LEN 32          /* bytes of an HMAC-SHA256 */
+#define PLUME__BCRYPT_MIN_COST 4     /* bcrypt cost bounds ($2b$04$ .. $2b$31$) */
+#define PLUME__BCRYPT_MAX_COST 31
+#define PLUME__BCRYPT_HASH_SIZE 128  /* room for a bcrypt or yescrypt hash and its NUL */
+
+/* Unpadded base64url (RFC 4648 §5): the encoded length of n bytes, the encoding, and the
+** decoding into dst (n / 4 * 3 + 3 bytes) which returns the byte count or -1 for a
+** character outside the alphabet or a length of 4k+1. Unused trailing bits are ignored. */
+size_t plume__base64url_len(size_t n);
+size_t plume__base64url_encode(char *dst, const unsigned char *src, size_t n);
+long plume__base64url_decode(unsigned char *dst, const char *src, size_t n);
+
+/* HMAC-SHA256 of msg under key. Returns 0, PLUME_ETOOBIG or PLUME_EPROTO (OpenSSL). */
+int plume__hmac_sha256(const void *key, size_t keylen, const void *msg,
+                       size_t n, unsigned char out[PLUME__HS256_LEN]);
+/* 1 when the byte strings are equal. The time taken depends on the lengths only, never
+** on where the bytes differ (CRYPTO_memcmp). */
+int plume__crypto_equal(const void *a, size_t an, const void *b, size_t bn);
+/* Writes a random UUID v4 ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx") and a NUL. Returns 0 or
+** PLUME_EPROTO when no random bytes are available. */
+int plume__uuid4(char out[37]);
+
+/* The three parts of a compact JWS (RFC 7515 §7.1), base64url text pointing into the
+** token given to plume__jws_split; valid as long as the token is. */
+typedef struct plume__jws_s {
+  plume_slice_t header;
+  plume_slice_t payload;
+  plume_slice_t signature; /* n == 0 for an unsigned token ("alg": "none") */
+  plume_slice_t input;     /* header "." payload: what the signature covers */
+  const char *error;       /* after a failure: jsonwebtoken's message (static) */
+} plume__jws_t;
+
+/* Splits a token as jsonwebtoken does: not exactly three '.'-separated parts -> "jwt
+** malformed"; an empty header or payload, or a character outside base64url in any part
+** -> "invalid token". Returns 0 or PLUME_EPROTO with j->error set. Decoding the parts and
+** parsing their JSON is the caller's. */
+int plume__jws_split(const char *tok, size_t n, plume__jws_t *j);
+/* 1 when j's signature is exactly base64url(HMAC-SHA256(key, input)), compared in
+** constant time; 0 otherwise. Checks nothing else: the caller pins the algorithm. */
+int plume__jws_hs256_verify(const plume__jws_t *j, const void *key,
+                            size_t keylen);
+/* Appends the token base64url(header) "." base64url(payload) "." signature, where header
+** and payload are JSON texts. Returns 0, UV_ENOMEM or an HMAC error (out unchanged). */
+int plume__jws_hs256_sign(plume__buf_t *out, const char *header, size_t hn,
+                          const char *payload, size_t pn, const void *key,
+                          size_t keylen);
+
+/* Hashes the password pw (n bytes, NUL at pw[n], none before) with a fresh random salt:
+** "$2b$<cost>$..." into out. Slow by design (cost 10: tens of milliseconds): never on the
+** loop thread; plume.core.crypto runs it on the thread pool. Returns 0, UV_EINVAL (cost
+** outside [4, 31], a NUL inside the password), UV_ENOMEM or PLUME_EPROTO. */
+int plume__bcrypt_hash(const char *pw, size_t n, int cost,
+                       char out[PLUME__BCRYPT_HASH_SIZE]);
+/* 1 when pw (NUL at pw[n]) matches hash (NUL at hash[hn]), a bcrypt ($2a$, $2b$, $2y$)
+** or yescrypt ($y$) hash; the comparison is constant-time. 0 for a mismatch, another kind
+** of hash or a NUL inside either string; UV_ENOMEM. Slow like plume__bcrypt_hash. */
+int plume__bcrypt_check(const char *pw, size_t n, const char *hash,
+                        size_t hn);
+
+/*
+** Pushes plume.core.crypto: {hmac_sha256, equal, base64url_encode, base64url_decode,
+** random, uuid, jws_decode, jws_sign, bcrypt_hash, bcrypt_check}. The bcrypt functions
+** wait on the thread pool inside a Plume task and compute inline elsewhere (stock Lua).
+*/
+void plume__crypto_open(lua_State *L);
+
+/* }====== */
+
 #endif /* PLUME_INTERNAL_H */

@@ -507,5 +507,7 @@ int luaopen_plume_core(lua_State *L) {
   lua_setfield(L, -2, "version");
   plume__json_open(L, json_depth(L)); /* core json */
   lua_setfield(L, -2, "json");        /* core.json = json */
+  plume__crypto_open(L);              /* core crypto */
+  lua_setfield(L, -2, "crypto");      /* core.crypto = crypto */
   return 1;
 }
