@@ -1,11 +1,9 @@
 /*
 ** http.c: HTTP/1.1 requests on a connection, parsed by llhttp 8.1.0. Below it
-*is tcp.c;
-** complete requests go to engineio.c (Engine.IO paths) or static.c, upgrades to
-** websocket.c through engineio.c. Keep-alive, pipelining, limits and deadlines,
-*and the
-** framing checks llhttp 8.1.0 lacks (spec/reliability.md §1.6, §3.2, §4.1;
-*protocol.md §5).
+** is tcp.c; complete requests go to engineio.c (Engine.IO paths) or static.c,
+** upgrades to websocket.c through engineio.c. Keep-alive, pipelining, limits
+** and deadlines, and the framing checks llhttp 8.1.0 lacks (spec/reliability.md
+** §1.6, §3.2, §4.1; protocol.md §5).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,12 +38,10 @@ typedef struct hdr_off_s {
 
 /*
 ** The HTTP state of one connection, owned by it (c->http) until
-*plume__http_free. The
-** current request lives in buf (url, then header names and values, then the
-*body); its
-** slices are built once the request is complete and stay valid until the next
-*request
-** starts, which never happens on the stack of whoever answered.
+** plume__http_free. The current request lives in buf (url, then header names
+** and values, then the body); its slices are built once the request is complete
+** and stay valid until the next request starts, which never happens on the
+** stack of whoever answered.
 */
 struct plume__http_s {
   llhttp_t parser;
@@ -73,6 +69,8 @@ struct plume__http_s {
   uint8_t close_after;   /* answer with Connection: close, then close */
   uint8_t stale;         /* answered: reset before the next request */
   uint8_t rearm;         /* answered inside feed: arm keep-alive after it */
+  uint8_t parked;        /* the current request is a parked long-poll */
+  uint8_t eof;           /* the peer finished sending: close once answered */
   uint8_t depth;         /* inside feed: plume__http_free must defer */
   uint8_t dead;          /* plume__http_free ran while depth > 0 */
   uint8_t cl_count, te_count;
@@ -159,7 +157,7 @@ static int write_head(plume__conn_t *c, int status, const char *content_type,
 }
 
 /* Answers a request we refuse (or one that timed out) and closes after the
- * answer. */
+** answer. */
 static void send_error(plume__http_t *h, int status, const char *why) {
   plume__conn_t *c = h->c;
   const char *text = plume__http_reason(status);
@@ -185,7 +183,8 @@ static int respond(plume__conn_t *c, int status, const char *content_type,
     return PLUME_ECLOSED;
   if (h == NULL || h->state != H_WAIT)
     return PLUME_ESTATE;
-  close_conn = !h->req.keep_alive || h->close_after;
+  close_conn =
+      !h->req.keep_alive || h->close_after || (h->eof && h->pending.len == 0);
   err = write_head(c, status, content_type, extra, n, close_conn);
   /* A HEAD answer states the length of the body it leaves out. */
   if (err == 0 && n > 0 && h->req.method != HTTP_HEAD && status != 304 &&
@@ -202,9 +201,8 @@ static int respond(plume__conn_t *c, int status, const char *content_type,
   if (h->depth > 0) {
     h->rearm = 1; /* feed goes on with the next request and arms the timer */
   } else if (!(c->flags & PLUME__CONN_CLOSING)) {
-    /* Answered later (a parked request): held input resumes on the next turn,
-     *never
-     ** on the stack of whoever answered. */
+    /* Answered later (a parked request): held input resumes on the next
+    ** turn, never on the stack of whoever answered. */
     if (h->pending.len > 0)
       uv_timer_start(&c->timer, on_timer, 0, 0);
     else
@@ -229,8 +227,10 @@ int plume__http_respond_shared(plume__conn_t *c, int status,
 
 void plume__http_park(plume__conn_t *c) {
   plume__http_t *h = c->http;
-  if (h != NULL && h->state == H_WAIT && !(c->flags & PLUME__CONN_CLOSING))
+  if (h != NULL && h->state == H_WAIT && !(c->flags & PLUME__CONN_CLOSING)) {
+    h->parked = 1;
     uv_timer_stop(&c->timer);
+  }
 }
 
 plume__http_req_t *plume__http_current(plume__conn_t *c) {
@@ -272,9 +272,9 @@ static int hex_value(char ch) {
   return -1;
 }
 
-/* Decodes one character of a query component at *s: %XX, '+' as a space (form
-** encoding, as Node's querystring), anything else as is, including a bad
-*escape. */
+/* Decodes one character of a query component at *s: %XX, '+' as a space
+** (form encoding, as Node's querystring), anything else as is, including a
+** bad escape. */
 static char decode_char(const char **s, const char *end) {
   const char *p = *s;
   if (*p == '%' && end - p >= 3 && hex_value(p[1]) >= 0 &&
@@ -325,8 +325,8 @@ int plume__http_query(const plume__http_req_t *r, const char *name, char *buf,
 }
 
 /* ------------------------------------------------------------------------- */
-/* Parser callbacks: they only record. A failure sets h->error and returns -1.
- */
+/* Parser callbacks: they only record. A failure sets h->error and returns
+** -1. */
 
 static int fail_cb(plume__http_t *h, int status, const char *why) {
   h->error = status;
@@ -346,9 +346,8 @@ static int on_url(llhttp_t *lp, const char *at, size_t n) {
   return append(h, at, n);
 }
 
-/* Trailers of a chunked body come through the header callbacks after the body:
- *they
- ** are not kept, only counted like chunk extensions. */
+/* Trailers of a chunked body come through the header callbacks after the
+** body: they are not kept, only counted like chunk extensions. */
 static int on_trailer(plume__http_t *h, size_t n) {
   h->ext_bytes += n;
   if (h->ext_bytes > (size_t)h->c->p->opts.max_header_bytes)
@@ -458,7 +457,7 @@ static int on_headers_complete(llhttp_t *lp) {
   const plume_options_t *o = &c->p->opts;
   int has_body = (lp->flags & F_CHUNKED) || lp->content_length > 0;
   /* llhttp refuses these too; checked again so no lenient build can let them
-   * by. */
+  ** by. */
   if (h->cl_count > 1 || (h->cl_count > 0 && h->te_count > 0))
     return fail_cb(h, 400, "conflicting body framing");
   h->body_limit = (size_t)(plume__eio_server_match(c->p, url_path(h)) != NULL
@@ -513,14 +512,12 @@ static const llhttp_settings_t settings = {
 
 /* ------------------------------------------------------------------------- */
 /* The head scanner: llhttp 8.1.0 accepts obs-fold and whitespace before a
- *colon, and
- ** predates the bare-CR fix (CVE-2023-30589, CVE-2024-27982), so raw head bytes
- *are checked
- ** here before llhttp sees them. Every line must end in CRLF. */
+** colon, and predates the bare-CR fix (CVE-2023-30589, CVE-2024-27982), so
+** raw head bytes are checked here before llhttp sees them. Every line must
+** end in CRLF. */
 
-/* Returns how many bytes of p[0..n) belong to the head (h->scan is SC_DONE when
- *the head
- ** ended there), or -1 with h->error set. */
+/* Returns how many bytes of p[0..n) belong to the head (h->scan is SC_DONE
+** when the head ended there), or -1 with h->error set. */
 static long scan_head(plume__http_t *h, const char *p, size_t n) {
   size_t i, max = (size_t)h->c->p->opts.max_header_bytes;
   for (i = 0; i < n; i++) {
@@ -584,7 +581,7 @@ static void reset_request(plume__http_t *h) {
   h->why = NULL;
   h->error = 0;
   h->scan = SC_START;
-  h->cr = h->field = h->complete = h->close_after = h->stale = 0;
+  h->cr = h->field = h->complete = h->close_after = h->stale = h->parked = 0;
   h->cl_count = h->te_count = 0;
   memset(&h->req, 0, sizeof(h->req));
 }
@@ -617,8 +614,8 @@ static void build_request(plume__http_t *h) {
     up = plume__http_header(r, "upgrade");
     r->upgrade = r->method != HTTP_CONNECT && up.n == 9 &&
                  strncasecmp(up.p, "websocket", 9) == 0;
-    /* Whatever follows an upgrade head is not HTTP: this request is the last.
-     */
+    /* Whatever follows an upgrade head is not HTTP: this request is the
+    ** last. */
     h->close_after = 1;
   }
 }
@@ -645,8 +642,7 @@ static void route(plume__http_t *h) {
 }
 
 /* Parses and routes requests from data until one waits for its answer, the
- *connection
- ** closes or the data ends. Returns the bytes consumed. */
+** connection closes or the data ends. Returns the bytes consumed. */
 static size_t consume(plume__http_t *h, const char *data, size_t n) {
   plume__conn_t *c = h->c;
   size_t off = 0;
@@ -686,7 +682,7 @@ static size_t consume(plume__http_t *h, const char *data, size_t n) {
     build_request(h);
     if (h->parser.upgrade) {
       /* Routed by feed once the bytes after the head are stored for
-       * websocket.c. */
+      ** websocket.c. */
       h->state = H_WAIT;
       h->upgrade_ready = 1;
       return off;
@@ -715,9 +711,8 @@ static void destroy(plume__http_t *h) {
   free(h);
 }
 
-/* Runs consume over fresh bytes or over h->pending, keeps what is left, routes
- *a waiting
- ** upgrade, and sets the deadline for the state it ends in. */
+/* Runs consume over fresh bytes or over h->pending, keeps what is left,
+** routes a waiting upgrade, and sets the deadline for the state it ends in. */
 static void feed(plume__http_t *h, const char *data, size_t n,
                  int from_pending) {
   plume__conn_t *c = h->c;
@@ -742,7 +737,11 @@ static void feed(plume__http_t *h, const char *data, size_t n,
     h->upgrade_ready = 0;
     route(h);
   }
-  if (!h->dead && !(c->flags & PLUME__CONN_CLOSING)) {
+  if (!h->dead && !(c->flags & PLUME__CONN_CLOSING) && h->eof &&
+      h->state != H_WAIT) {
+    /* Nothing more will come: whatever is left is an incomplete request. */
+    plume__conn_close(c, 1);
+  } else if (!h->dead && !(c->flags & PLUME__CONN_CLOSING)) {
     if (h->state == H_BODY)
       arm(c, c->p->opts.header_timeout);
     else if (h->state == H_IDLE &&
@@ -786,7 +785,7 @@ void plume__http_on_data(plume__conn_t *c, const char *p, size_t n) {
     return;
   if (h->state == H_WAIT || h->pending.len > 0) {
     /* Held until the current request is answered; reading goes on so EOF is
-     * seen. */
+    ** seen. */
     if (h->pending.len + n > pending_cap(&c->p->opts) ||
         plume__buf_append(&h->pending, p, n) != 0) {
       plume__log(c->p, PLUME__LOG_INFO, "http",
@@ -799,6 +798,19 @@ void plume__http_on_data(plume__conn_t *c, const char *p, size_t n) {
     return;
   }
   feed(h, p, n, 0);
+}
+
+void plume__http_on_eof(plume__conn_t *c) {
+  plume__http_t *h = c->http;
+  int answering =
+      h != NULL && ((h->state == H_WAIT && !h->parked && !h->req.upgrade) ||
+                    (h->state == H_IDLE && h->pending.len > 0));
+  if (!answering) {
+    plume__conn_close(c, 1);
+    return;
+  }
+  h->eof = 1;
+  plume__conn_read(c, 0);
 }
 
 int plume__http_init(plume__conn_t *c) {
@@ -819,8 +831,8 @@ void plume__http_free(plume__conn_t *c) {
   if (h == NULL)
     return;
   c->http = NULL;
-  /* The timer is left alone: route stopped it, and after an upgrade it is not
-   * ours. */
+  /* The timer is left alone: route stopped it, and after an upgrade it is
+  ** not ours. */
   if (h->depth > 0)
     h->dead = 1; /* freed when feed unwinds */
   else

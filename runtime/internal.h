@@ -214,6 +214,10 @@ plume_slice_t plume__http_leftover(plume__conn_t *c);
 
 /* Feeds bytes read from the socket (called by tcp.c for connections not upgraded). */
 void plume__http_on_data(plume__conn_t *c, const char *p, size_t n);
+/* The peer finished sending (EOF, called by tcp.c). A request still being answered, and
+** not parked, gets its answer before the connection closes (a half-closing client);
+** otherwise the connection closes now (an aborted long-poll reaches its session). */
+void plume__http_on_eof(plume__conn_t *c);
 /* Releases the HTTP state (called on close and after an upgrade). */
 void plume__http_free(plume__conn_t *c);
 /* Sets up the HTTP state of a new connection and arms the header deadline. */

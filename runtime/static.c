@@ -1,12 +1,9 @@
 /*
 ** static.c: GET and HEAD for files under the app's public/ folder, the route
-*http.c takes
-** for any path no Engine.IO server owns. Paths are percent-decoded and confined
-*to the
-** folder (no "..", no NUL, realpath prefix check); contents are read on the
-*loop's thread
-** pool and sent as one shared block; an ETag from size and mtime answers
-*If-None-Match.
+** http.c takes for any path no Engine.IO server owns. Paths are percent-decoded
+** and confined to the folder (no "..", no NUL, realpath prefix check); contents
+** are read on the loop's thread pool and sent as one shared block; an ETag from
+** size and mtime answers If-None-Match.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,9 +19,8 @@
 
 #include "internal.h"
 
-/* A file being read for a waiting GET. The connection may close meanwhile, so
-*it is
-** looked up again by address and id before it is answered. */
+/* A file being read for a waiting GET. The connection may close meanwhile,
+** so it is looked up again by address and id before it is answered. */
 typedef struct file_read_s {
   uv_fs_t req;
   plume_t *p;
@@ -79,11 +75,9 @@ static int hex_value(char ch) {
   return -1;
 }
 
-/* Percent-decodes the request path into out. Refuses a path not starting with
-*'/', a bad
-** escape, NUL, and any ".." segment (checked after decoding, so %2e%2e is
-*caught).
-** Returns 0 or -1. */
+/* Percent-decodes the request path into out. Refuses a path not starting
+** with '/', a bad escape, NUL, and any ".." segment (checked after decoding,
+** so %2e%2e is caught). Returns 0 or -1. */
 static int decode_path(plume_slice_t path, char *out, size_t cap) {
   size_t i, k = 0;
   const char *seg;
@@ -109,9 +103,8 @@ static int decode_path(plume_slice_t path, char *out, size_t cap) {
   return 0;
 }
 
-/* Resolves rel under the public folder into out (PATH_MAX) and checks that the
-*result,
-** symlinks followed, is still inside it. Returns 0 or -1. */
+/* Resolves rel under the public folder into out (PATH_MAX) and checks that
+** the result, symlinks followed, is still inside it. Returns 0 or -1. */
 static int resolve(plume_t *p, const char *rel, char *out) {
   char root[PATH_MAX], full[PATH_MAX];
   size_t n;
@@ -186,8 +179,8 @@ static void on_read(uv_fs_t *req) {
 }
 
 /* Opens path for reading; a directory is replaced by its index.html
-*(re-resolved, so a
-** symlinked index cannot lead outside). Returns the fd or -1. */
+** (re-resolved, so a symlinked index cannot lead outside). Returns the fd or
+** -1. */
 static int open_file(plume_t *p, const char *rel, char *path, struct stat *st) {
   char index[PATH_MAX];
   int fd;
@@ -252,8 +245,8 @@ void plume__static_serve(plume_t *p, plume__conn_t *c, plume__http_req_t *r) {
   cap = p->opts.max_output_bytes > 0 ? (size_t)p->opts.max_output_bytes : 0;
   if ((cap > 0 && (size_t)st.st_size + 4096 > cap) ||
       (unsigned long long)st.st_size > UINT32_MAX / 2) {
-    /* The whole file is queued at once; over the output cap it could never go
-     * out. */
+    /* The whole file is queued at once; over the output cap it could never
+    ** go out. */
     plume__log(p, PLUME__LOG_WARN, "http",
                "%s: %lld bytes, over max_output_bytes; not served", path,
                (long long)st.st_size);

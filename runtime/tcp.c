@@ -1,12 +1,9 @@
 /*
 ** tcp.c: listeners, accepted connections and the write path. Below it is libuv;
-*above it
-** http.c (and websocket.c once a connection is upgraded). Output is queued as
-*segments and
-** flushed once per loop turn with one vectored write per connection; the
-*connection cap
-** and the per-connection output cap (spec/reliability.md §3.3, §4.7) are
-*enforced here.
+** above it http.c (and websocket.c once a connection is upgraded). Output is
+** queued as segments and flushed once per loop turn with one vectored write per
+** connection; the connection cap and the per-connection output cap
+** (spec/reliability.md §3.3, §4.7) are enforced here.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,13 +18,14 @@ enum {
 };
 
 #define LISTEN_BACKLOG 511
-#define DRAIN_TIMEOUT_MS 5000 /* a draining peer that never reads is cut off   \
-                               */
+#define DRAIN_TIMEOUT_MS                                                       \
+  5000                     /* a draining peer that never reads is cut off      \
+                            */
 #define SCRATCH_KEEP 16384 /* larger scratch buffers are released when idle */
 #define STACK_BUFS 64
 
-/* A uv_write in flight: it owns the scratch bytes and the shared references it
- * sends. */
+/* A uv_write in flight: it owns the scratch bytes and the shared references
+** it sends. */
 typedef struct write_req_s {
   uv_write_t req;
   plume__buf_t scratch;
@@ -39,9 +37,9 @@ typedef struct write_req_s {
 static void flush_conn(plume__conn_t *c);
 
 /* ------------------------------------------------------------------------- */
-/* Closing. A connection holds two handles (tcp, timer); it is freed once both
-*close
-** callbacks ran, never on the stack of whoever asked for the close. */
+/* Closing. A connection holds two handles (tcp, timer); it is freed once
+** both close callbacks ran, never on the stack of whoever asked for the
+** close. */
 
 static void release_segs(plume__seg_t *segs, uint32_t n) {
   uint32_t i;
@@ -63,7 +61,7 @@ static void unlink_dirty(plume__conn_t *c) {
 static void free_conn(plume__conn_t *c) {
   plume_t *p = c->p;
   /* Upper layers let go first; their upcalls may queue output on other
-   * connections. */
+  ** connections. */
   if (c->ws != NULL)
     plume__ws_free(c);
   if (c->http != NULL)
@@ -82,7 +80,7 @@ static void free_conn(plume__conn_t *c) {
   plume__buf_free(&c->scratch);
   free(c);
   /* Close callbacks run after the flusher in a loop turn: flush what they
-   * queued now. */
+  ** queued now. */
   if (p->dirty != NULL)
     plume__flush_all(p);
 }
@@ -134,11 +132,9 @@ void plume__conn_close(plume__conn_t *c, int drain) {
     if (!(c->flags & PLUME__CONN_DRAIN)) {
       c->flags |= PLUME__CONN_DRAIN;
       uv_timer_start(&c->timer, on_drain_timeout, DRAIN_TIMEOUT_MS, 0);
-      /* Nothing more will join this output: write it now rather than at the
-      *flusher,
-      ** which may be a whole poll away when the close comes from a timer. */
-      if (c->flags & PLUME__CONN_DIRTY)
-        unlink_dirty(c);
+      /* Nothing more joins this output: write it now, not at the flusher,
+      ** which can be a whole poll away when the close comes from a timer.
+      ** Left on p->dirty, c gives the flusher nothing more to do. */
       flush_conn(c);
     }
     return;
@@ -149,8 +145,8 @@ void plume__conn_close(plume__conn_t *c, int drain) {
 }
 
 /* ------------------------------------------------------------------------- */
-/* Output. Small bytes are copied into c->scratch; shared blocks are referenced.
- */
+/* Output. Small bytes are copied into c->scratch; shared blocks are
+** referenced. */
 
 void plume__conn_mark_dirty(plume__conn_t *c) {
   if (c->flags & PLUME__CONN_DIRTY)
@@ -160,8 +156,8 @@ void plume__conn_mark_dirty(plume__conn_t *c) {
   c->p->dirty = c;
 }
 
-/* Checks the output cap before n more bytes are queued; closes the slow reader.
- */
+/* Checks the output cap before n more bytes are queued; closes the slow
+** reader. */
 static int admit(plume__conn_t *c, size_t n) {
   size_t cap =
       (size_t)(c->p->opts.max_output_bytes > 0 ? c->p->opts.max_output_bytes
@@ -262,12 +258,12 @@ static void on_write(uv_write_t *req, int status) {
     return;
   }
   /* Output queued meanwhile goes now: the flusher may be stopped during
-   * shutdown. */
+  ** shutdown. */
   flush_conn(c);
 }
 
 /* Hands whatever uv_try_write left over to one uv_write, moving the buffers
- * with it. */
+** with it. */
 static void queue_rest(plume__conn_t *c, uv_buf_t *bufs, uint32_t nbufs) {
   write_req_t *w = malloc(sizeof(*w));
   uint32_t i;
@@ -362,8 +358,8 @@ void plume__flush_all(plume_t *p) {
 }
 
 /* ------------------------------------------------------------------------- */
-/* Reading. Every connection reads into p->read_buf; layers above copy what they
- * keep. */
+/* Reading. Every connection reads into p->read_buf; layers above copy what
+** they keep. */
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   plume__conn_t *c = h->data;
@@ -387,6 +383,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     else if (c->http != NULL)
       plume__http_on_data(c, buf->base, (size_t)nread);
     p->read_buf_busy = 0;
+  } else if (nread == UV_EOF && !(c->flags & PLUME__CONN_WS) &&
+             c->http != NULL) {
+    plume__http_on_eof(c); /* a request may still be owed its answer */
   } else if (nread < 0 && nread != UV_ENOBUFS) {
     /* EOF: answers already queued still go out; a reset drops them. */
     plume__conn_close(c, nread == UV_EOF);
@@ -488,7 +487,7 @@ static void on_listener_closed(uv_handle_t *h) {
 }
 
 /* Fills ss with host:port: a numeric address, or the first name resolution
- * result. */
+** result. */
 static int resolve(plume_t *p, const char *host, int port,
                    struct sockaddr_storage *ss) {
   struct addrinfo hints, *res;
@@ -554,8 +553,8 @@ void plume__tcp_close_all(plume_t *p) {
     p->pending_closes++;
     uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
   }
-  /* Closing unlinks nothing until the close callbacks, so the walk is stable.
-   */
+  /* Closing unlinks nothing until the close callbacks, so the walk is
+  ** stable. */
   for (c = p->conns; c != NULL; c = c->next)
     plume__conn_close(c, 1);
 }

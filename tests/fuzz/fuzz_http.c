@@ -1,11 +1,9 @@
 /*
 ** fuzz_http.c: the HTTP glue (llhttp, our callbacks, the head scanner, header
-*and body
-** accumulation, query parsing, answers) fed through a connection without a
-*socket, so
-** output stays in its scratch buffer. Byte 0 picks the chunk size and the
-*limits; the
-** rest is the byte stream. -DPLUME_FUZZ_MAIN adds a main() that replays files.
+** and body accumulation, query parsing, answers) fed through a connection
+** without a socket, so output stays in its scratch buffer. Byte 0 picks the
+** chunk size and the limits; the rest is the byte stream. -DPLUME_FUZZ_MAIN
+** adds a main() that replays files.
 */
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,10 +16,9 @@
 
 /*
 ** The neighbouring layers, weak: the replay build links the archive, where
-*these keep
-** engineio.o, websocket.o and core.o out; `make fuzz` links every source, where
-*the real
-** ones win (no Engine.IO server is attached, so every request is static there).
+** these keep engineio.o, websocket.o and core.o out; `make fuzz` links every
+** source, where the real ones win (no Engine.IO server is attached, so every
+** request is static there).
 */
 __attribute__((weak)) void plume__log(plume_t *p, int level,
                                       const char *subsystem, const char *fmt,
@@ -142,8 +139,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     plume__http_on_data(c, (const char *)data + off, n);
     off += n;
     /* A parked request is answered between reads, as a session would; held
-    *input
-    ** then resumes from a zero timer. */
+    ** input then resumes from a zero timer. */
     if (parked != NULL && (data[0] & 0x80)) {
       parked->owner = NULL;
       plume__http_respond(parked, 200, "text/plain", NULL, "6", 1);
@@ -160,8 +156,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 }
 
 #ifdef PLUME_FUZZ_MAIN
-/* Replays each file named on the command line; a crash or a leaked connection
- * fails. */
+/* Replays each file named on the command line; a crash or a leaked
+** connection fails. */
 int main(int argc, char **argv) {
   int i, passed = 0, failed = 0;
   for (i = 1; i < argc; i++) {

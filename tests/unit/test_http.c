@@ -1,11 +1,9 @@
 /*
 ** test_http.c: tcp.c, http.c and static.c against a real listener on 127.0.0.1,
-*driven
-** by a blocking client on a second thread, plus in-process feeding split at
-*every offset.
-** The Engine.IO and WebSocket seams are stubbed here (their files have their
-*own tests), so
-** the archive members engineio.o, websocket.o and core.o are never linked in.
+** driven by a blocking client on a second thread, plus in-process feeding split
+** at every offset. The Engine.IO and WebSocket seams are stubbed here (their
+** files have their own tests), so the archive members engineio.o, websocket.o
+** and core.o are never linked in.
 */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,8 +24,7 @@
 
 /* ------------------------------------------------------------------------- */
 /* Stubs for the layers around HTTP. They run on the loop thread; the client
- *thread only
- ** reads what they recorded after pthread_join. */
+** thread only reads what they recorded after pthread_join. */
 
 static int stub_server; /* its address stands for the one Engine.IO server */
 static int
@@ -120,8 +117,8 @@ void plume__ws_on_data(plume__conn_t *c, const char *p, size_t n) {
 void plume__ws_free(plume__conn_t *c) {}
 
 /* ------------------------------------------------------------------------- */
-/* The server side: a hand-made instance with the flusher core.c would install.
- */
+/* The server side: a hand-made instance with the flusher core.c would
+** install. */
 
 typedef struct env_s {
   uv_loop_t loop;
@@ -137,10 +134,9 @@ static void on_flush(uv_check_t *h) {
   plume__flush_all(plume__container_of(h, plume_t, flusher));
 }
 
-/* Output queued by timer callbacks must go before the loop blocks in poll, so
- *the
- ** instance flushes in a prepare handle too (the uv_check alone runs after the
- *poll). */
+/* Output queued by timer callbacks must go before the loop blocks in poll,
+** so the instance flushes in a prepare handle too (the uv_check alone runs
+** after the poll). */
 static void on_prepare(uv_prepare_t *h) {
   plume__flush_all(h->data);
 }
@@ -194,8 +190,8 @@ static void env_run(env_t *e, void (*client)(env_t *)) {
   pthread_join(t, NULL);
 }
 
-/* Closes everything and checks that nothing is left: no connection, no handle.
- */
+/* Closes everything and checks that nothing is left: no connection, no
+** handle. */
 static void env_finish(env_t *e) {
   plume__tcp_close_all(e->p);
   plume__flush_all(e->p);
@@ -297,8 +293,7 @@ static const char *resp_header(resp_t *r, const char *name) {
 }
 
 /* Reads one response (its body per Content-Length unless head_only). Returns
- *the status,
- ** or -1 if the connection ended or timed out first. */
+** the status, or -1 if the connection ended or timed out first. */
 static int cl_response(client_t *k, resp_t *r, int head_only) {
   char *end;
   const char *cl;
@@ -345,8 +340,8 @@ static double now_ms(void) {
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-/* One request on a fresh connection; returns the status and keeps the response.
- */
+/* One request on a fresh connection; returns the status and keeps the
+** response. */
 static int one_shot(env_t *e, const char *req, resp_t *r) {
   client_t *k = cl_open(e);
   int status;
@@ -392,7 +387,7 @@ static void client_keepalive_pipelining(env_t *e) {
   CHECK_EQ(cl_response(k, &r, 0), 200);
   CHECK_STR(r.body, "GET q=2 body=");
   /* Three requests in one segment, with a stray CRLF after a body (old
-   * clients). */
+  ** clients). */
   cl_send(k,
           "GET /engine.io/echo?q=a%20b+c HTTP/1.1\r\nHost: x\r\n\r\n"
           "POST /engine.io/echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello\r\n"
@@ -718,9 +713,8 @@ static void client_park(env_t *e) {
   CHECK_STR(r.body, "late");
   CHECK_EQ(cl_response(k, &r, 0), 200);
   CHECK_STR(r.body, "GET q=next body=");
-  /* Answered from a timer with nothing else going on (an Engine.IO ping): the
-   *answer
-   ** must not wait for the next unrelated wake-up of the loop. */
+  /* Answered from a timer with nothing else going on (an Engine.IO ping):
+  ** the answer must not wait for the next unrelated wake-up of the loop. */
   t0 = now_ms();
   cl_send(k, "GET /engine.io/park?answer=1 HTTP/1.1\r\n\r\n");
   CHECK_EQ(cl_response(k, &r, 0), 200);
@@ -807,8 +801,8 @@ static void make_site(void) {
   write_file("public/empty.txt", "");
   write_file("secret.txt", "secret");
   {
-    /* Larger than any socket buffer write: exercises partial and queued writes.
-     */
+    /* Larger than any socket buffer write: exercises partial and queued
+    ** writes. */
     static char big[900 * 1024 + 1];
     size_t i;
     for (i = 0; i < sizeof(big) - 1; i++)
@@ -861,7 +855,7 @@ static void client_static(env_t *e) {
   snprintf(etag, sizeof(etag), "%s", resp_header(&r, "etag"));
   CHECK(etag[0] == '"');
   /* HEAD: the same headers, no body (the next answer would be garbled
-   * otherwise). */
+  ** otherwise). */
   cl_send(k, "HEAD /app.js HTTP/1.1\r\n\r\n");
   CHECK_EQ(cl_response(k, &r, 1), 200);
   CHECK_STR(resp_header(&r, "content-length"), "14");
@@ -889,6 +883,18 @@ static void client_static(env_t *e) {
   cl_send(k, "POST /app.js HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
   CHECK_EQ(cl_response(k, &r, 0), 405);
   CHECK_STR(resp_header(&r, "allow"), "GET, HEAD");
+  /* A client that half-closes after its requests still gets every answer,
+  ** even one read from disk after the EOF arrived, and then the connection
+  ** ends. */
+  cl_send(k, "GET /app.js HTTP/1.1\r\n\r\nGET /sub/ HTTP/1.1\r\n\r\n");
+  shutdown(k->fd, SHUT_WR);
+  CHECK_EQ(cl_response(k, &r, 0), 200);
+  CHECK_STR(r.body, "console.log(1)");
+  CHECK_EQ(cl_response(k, &r, 0), 200);
+  CHECK_STR(r.body, "sub");
+  CHECK(cl_eof(k));
+  cl_close(k);
+  k = cl_open(e);
   for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
     snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\n\r\n", refused[i]);
     cl_send(k, req);
@@ -904,7 +910,7 @@ static void client_big_files(env_t *e) {
   size_t i, total = 0, want = 900 * 1024;
   int rcvbuf = 16384, status = 0;
   /* A big answer, and a small one queued while the big one is still being
-   * written. */
+  ** written. */
   cl_send(k, "GET /big.bin HTTP/1.1\r\n\r\nGET /app.js HTTP/1.1\r\n\r\n");
   while (k->len < 256 && cl_fill(k) > 0)
     ;
@@ -973,7 +979,7 @@ static void test_static(void) {
 
 /* ------------------------------------------------------------------------- */
 /* In-process feeding: a connection without a socket, output left in its
- * scratch. */
+** scratch. */
 
 static plume__conn_t *fake_conn(plume_t *p) {
   plume__conn_t *c = calloc(1, sizeof(*c));
