@@ -24,13 +24,13 @@ __attribute__((weak)) void plume__log(plume_t *p, int level,
                                       const char *subsystem, const char *fmt,
                                       ...) {}
 
-static int stub_server, stub_session;
+static int fake_server, fake_session;
 static plume__conn_t *parked;
 
 __attribute__((weak)) plume__eio_server_t *
 plume__eio_server_match(plume_t *p, plume_slice_t path) {
   return path.n >= 11 && memcmp(path.p, "/engine.io/", 11) == 0
-             ? (plume__eio_server_t *)&stub_server
+             ? (plume__eio_server_t *)&fake_server
              : NULL;
 }
 
@@ -52,7 +52,7 @@ __attribute__((weak)) void plume__eio_handle_request(plume__eio_server_t *srv,
     plume__http_free(c);
   } else if (r->path.n == 15 && memcmp(r->path.p, "/engine.io/park", 15) == 0) {
     plume__http_park(c);
-    c->owner = (plume__eio_session_t *)&stub_session;
+    c->owner = (plume__eio_session_t *)&fake_session;
     parked = c;
   } else if (r->body.n > 0) {
     plume__shared_t *sh = plume__shared_new(r->body.p, r->body.n);

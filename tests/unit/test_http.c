@@ -1,7 +1,7 @@
 /*
 ** test_http.c: tcp.c, http.c and static.c against a real listener on 127.0.0.1,
 ** driven by a blocking client on a second thread, plus in-process feeding split
-** at every offset. The Engine.IO and WebSocket seams are stubbed here (their
+** at every offset. The Engine.IO and WebSocket seams are faked here (their
 ** files have their own tests), so the archive members engineio.o, websocket.o
 ** and core.o are never linked in.
 */
@@ -23,12 +23,12 @@
 #include "internal.h"
 
 /* ------------------------------------------------------------------------- */
-/* Stubs for the layers around HTTP. They run on the loop thread; the client
+/* Stand-ins for the layers around HTTP. They run on the loop thread; the client
 ** thread only reads what they recorded after pthread_join. */
 
-static int stub_server; /* its address stands for the one Engine.IO server */
+static int fake_server; /* its address stands for the one Engine.IO server */
 static int
-    stub_session; /* its address stands for a session owning a connection */
+    fake_session; /* its address stands for a session owning a connection */
 static int eio_requests, eio_closed_calls, flood_result;
 static plume__conn_t *parked;
 static uv_timer_t *answer_timer;
@@ -49,7 +49,7 @@ void plume__log(plume_t *p, int level, const char *subsystem, const char *fmt,
 
 plume__eio_server_t *plume__eio_server_match(plume_t *p, plume_slice_t path) {
   return path.n >= 11 && memcmp(path.p, "/engine.io/", 11) == 0
-             ? (plume__eio_server_t *)&stub_server
+             ? (plume__eio_server_t *)&fake_server
              : NULL;
 }
 
@@ -79,7 +79,7 @@ void plume__eio_handle_request(plume__eio_server_t *srv, plume__conn_t *c,
     plume__http_respond(c, 200, "text/plain", "X-Echo: 1\r\n", out, (size_t)n);
   } else if (path_is(r, "/engine.io/park")) {
     plume__http_park(c);
-    c->owner = (plume__eio_session_t *)&stub_session;
+    c->owner = (plume__eio_session_t *)&fake_session;
     parked = c;
     if (plume__http_query(r, "answer", q, sizeof(q)) >= 0)
       uv_timer_start(answer_timer, on_answer, 50, 0);
