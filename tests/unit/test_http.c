@@ -26,9 +26,8 @@
 /* Stand-ins for the layers around HTTP. They run on the loop thread; the client
 ** thread only reads what they recorded after pthread_join. */
 
-static int fake_server; /* its address stands for the one Engine.IO server */
-static int
-    fake_session; /* its address stands for a session owning a connection */
+static int fake_server;  /* its address stands for the Engine.IO server */
+static int fake_session; /* its address stands for a session owning a conn */
 static int eio_requests, eio_closed_calls, flood_result;
 static plume__conn_t *parked;
 static uv_timer_t *answer_timer;
