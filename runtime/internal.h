@@ -84,6 +84,18 @@ enum { PLUME__LOG_ERROR, PLUME__LOG_WARN, PLUME__LOG_INFO, PLUME__LOG_DEBUG };
 ** subsystem is "http", "engineio", "socketio", "lua", ... */
 void plume__log(plume_t *p, int level, const char *subsystem, const char *fmt,
                 ...) __attribute__((format(printf, 4, 5)));
+/* 1 when a line of level from subsystem would be written: level is within log_level, or
+** it is a debug line of a subsystem named in the debug option ("http,socketio", "all"). */
+int plume__log_enabled(plume_t *p, int level, const char *subsystem);
+/*
+** One access-log line (info level, subsystem "access") when the access_log option is on:
+** kind "http" for a request (method, path, status, bytes of body), "call" for a service
+** call (method, path = service path, status 200 or the error's code, bytes 0).
+** start_ns is the uv_hrtime() when the request or call began.
+*/
+void plume__log_access(plume_t *p, const char *kind, const char *method,
+                       plume_slice_t path, int status, size_t bytes,
+                       uint64_t start_ns);
 
 /* }====== */
 
@@ -295,6 +307,10 @@ typedef struct plume__eio_config_s {
   const char *(*allow_request)(void *ud, plume__conn_t *c,
                                const plume__http_req_t *r);
   int (*generate_id)(void *ud, char *out, size_t len);
+  /* Optional: offered every request whose path is longer than the prefix, before any
+  ** Engine.IO check (Socket.IO's client bundle at <path>socket.io.js); returns 1 when it
+  ** answered the request, 0 to let Engine.IO handle it. */
+  int (*serve)(void *ud, plume__conn_t *c, plume__http_req_t *r);
   void *hook_ud;
 } plume__eio_config_t;
 
@@ -611,6 +627,24 @@ struct plume_s {
   char public_dir[1024];      /* static files; empty: none */
   int task_waiting;           /* set by a plume wait just before it yields a task */
   int lua_tasks;              /* tasks started and not finished (for shutdown) */
+  /* The living runtime: limits, waits, reload, shutdown (lua_bridge.c, lua_async.c,
+  ** reload.c). */
+  size_t lua_mem;             /* bytes the Lua state holds now (counting allocator) */
+  size_t lua_mem_peak;        /* the most it ever held */
+  size_t lua_mem_limit;       /* allocations beyond this fail (0: no cap) */
+  uint64_t task_budget;       /* ns a task may run between waits (0: no limit) */
+  uint64_t task_deadline;     /* uv_hrtime() at which the running slice is stopped */
+  int task_expired;           /* the running slice got its time-budget error already */
+  int task_killed;            /* ... and went on running: the count hook yielded it */
+  int task_depth;             /* task runs nested on the C stack (a spawn in a task) */
+  plume__buf_t lua_warn;      /* a Lua warning being assembled (warn("a", "b")) */
+  int lua_warn_off;           /* warn("@off") */
+  struct plume__wait_s *waits;     /* pending waits: sleeps, file and HTTP requests */
+  struct plume__ptimer_s *timers;  /* plume.after / plume.every timers */
+  struct plume__reload_s *reload;  /* the app folder watcher; NULL when not watching */
+  uv_timer_t *drain;          /* graceful shutdown: waits for tasks, then closes */
+  uint64_t drain_deadline;    /* uv_now() when the drain gives up on tasks */
+  int exit_code;              /* what the `plume` command exits with */
 };
 
 /* Marks c for a flush at the end of this loop turn (tcp.c). */
@@ -624,6 +658,52 @@ void plume__tcp_close_all(plume_t *p);
 
 /* Serves a static file from p->public_dir for GET/HEAD, or answers 404 (static.c). */
 void plume__static_serve(plume_t *p, plume__conn_t *c, plume__http_req_t *r);
+
+/* }====== */
+
+/* ------------------------------------------------------------------------- */
+/* {====== The living runtime: async Lua, reload, shutdown */
+
+/*
+** lua_async.c. Sets the waiting functions on the plume.core table at the top of L: sleep,
+** after, every, spawn, hrtime, fs_read, fs_write, fs_stat, fs_mkdir, http_request,
+** exit, mem. Waits follow style.md F.3; each pending one is on p->waits so that shutdown
+** can cancel it (its task is then never resumed).
+*/
+void plume__async_open(lua_State *L);
+/* Cancels every plume.after / plume.every timer (shutdown: no new ticks). */
+void plume__async_stop_timers(plume_t *p);
+/* Cancels every pending wait; handles are closed (p->pending_closes counts them). */
+void plume__async_cancel_all(plume_t *p);
+
+/*
+** reload.c. Watches dir (its root, services/ and config/) and, ~100 ms after the last
+** change, reloads what changed through plume__lua_reload. Returns 0 or a libuv error
+** (nothing is watched then).
+*/
+int plume__reload_watch(plume_t *p, const char *dir);
+/* Stops watching (handles close asynchronously, counted in p->pending_closes). */
+void plume__reload_stop(plume_t *p);
+/* Reloads the configuration and every service now (SIGHUP). */
+void plume__reload_all(plume_t *p);
+
+/*
+** Config files (reload.c): runs dir/config/default.lua, then dir/config/<env>.lua, each a
+** Lua file returning a table, in a small Lua state of its own, and sets the keys that
+** name options on o (numbers, booleans and strings, as text). Other keys are application
+** settings, left to the framework. A missing file is skipped. Returns 0, or PLUME_EOPTION
+** / PLUME_ELUA with a message in err ("config/default.lua: invalid value for port").
+*/
+int plume__config_apply(const char *dir, const char *env, plume_options_t *o,
+                        char *err, size_t errlen);
+
+/* Runs require("plume").reload(changes) in a task: n paths relative to the app folder,
+** or everything when changes is NULL. Returns like plume__task_start. */
+int plume__lua_reload(plume_t *p, const char *const *changes, int n);
+/* Runs require("plume").shutdown() in a task: clients are told, services torn down. */
+void plume__lua_shutdown(plume_t *p);
+/* Called by the bridge when a task ends: a draining shutdown may go on. */
+void plume__drain_check(plume_t *p);
 
 /* }====== */
 

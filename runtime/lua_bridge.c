@@ -1,7 +1,15 @@
 /*
-** lua_bridge.c: the instance's Lua state and its tasks. Every inbound call (an event
-** handler, a service method, a middleware) runs in a coroutine of its own; waits yield the
-** coroutine, never the loop (DESIGN.md §4, style.md F). Below: lua_api.c (plume.core).
+** lua_bridge.c: the instance's Lua state and its tasks. Every inbound call (an
+*event
+** handler, a service method, a middleware) runs in a coroutine of its own,
+*taken from a
+** small pool; waits yield the coroutine, never the loop (DESIGN.md §4, style.md
+*F).
+** Runaway Lua is bounded per call by a time budget checked from a count hook,
+*and per
+** state by a counting allocator (reliability.md §3.5). Reload and shutdown
+*enter the
+** framework from here. Below: lua_api.c and lua_async.c (plume.core).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,14 +20,24 @@
 
 #include "internal.h"
 
-/* lua_closethread arrived in 5.4.6; Debian 12 ships 5.4.4 with lua_resetthread. */
+/* lua_closethread arrived in 5.4.6; Debian 12 ships 5.4.4 with lua_resetthread.
+ */
 #if LUA_VERSION_RELEASE_NUM < 50406
 #define lua_closethread(co, from) lua_resetthread(co)
 #endif
 
+#define HOOK_COUNT 10000 /* instructions between two looks at the clock */
+#define POOL_MAX 64      /* finished coroutines kept for reuse */
+#define MAX_DEPTH 100 /* task runs nested on the C stack (spawn inside spawn)  \
+                       */
+
 /* Registry keys are addresses (style.md F.6). */
 static const char instance_key = 'p'; /* light userdata: plume_t * */
-static const char tasks_key = 't';    /* table: coroutine -> true, pins running tasks */
+static const char tasks_key =
+    't'; /* table: coroutine -> true, pins running tasks */
+static const char pool_key =
+    'o'; /* table: array of idle coroutines for reuse */
+static const char limit_error_key = 'e'; /* function(message) -> error value */
 
 plume_t *plume__lua_instance(lua_State *L) {
   plume_t *p;
@@ -29,86 +47,259 @@ plume_t *plume__lua_instance(lua_State *L) {
   return p;
 }
 
+/* ------------------------------------------------------------------------- */
+/* {====== Limits: memory, time, warnings */
+
+/*
+** The state's allocator: counts the bytes Lua holds and refuses to grow past
+** lua_memory_limit. Lua then collects garbage and tries again, and if that
+*fails raises
+** "not enough memory" in the code that allocated; shrinking never fails.
+*/
+static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  plume_t *p = ud;
+  size_t old = ptr != NULL ? osize : 0;
+  void *np;
+  if (nsize == 0) {
+    free(ptr);
+    p->lua_mem -= old;
+    return NULL;
+  }
+  if (nsize > old && p->lua_mem_limit != 0 &&
+      p->lua_mem - old + nsize > p->lua_mem_limit)
+    return NULL;
+  np = realloc(ptr, nsize);
+  if (np == NULL)
+    return NULL;
+  p->lua_mem = p->lua_mem - old + nsize;
+  if (p->lua_mem > p->lua_mem_peak)
+    p->lua_mem_peak = p->lua_mem;
+  return np;
+}
+
+/*
+** The count hook of every task coroutine (and of the coroutines they create).
+*Once the
+** running slice is past its deadline it raises a GeneralError in that call; the
+*error
+** path gets one more budget to answer. Code that swallows the error and keeps
+*running is
+** stopped for good: the hook yields it and the bridge closes it (see run).
+*/
+static void on_count(lua_State *L, lua_Debug *ar) {
+  plume_t *p = *(plume_t **)lua_getextraspace(L);
+  uint64_t now;
+  (void)ar;
+  if (p == NULL || p->task_deadline == 0 ||
+      (now = uv_hrtime()) < p->task_deadline)
+    return;
+  if (!p->task_expired) {
+    p->task_expired = 1;
+    p->task_deadline = now + p->task_budget;
+    luaL_where(L, 1); /* where */
+    lua_pushfstring(L, "call exceeded its time budget of %d ms (%s)",
+                    p->opts.lua_call_timeout, lua_tostring(L, -1));
+    lua_remove(L, -2); /* msg */
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &limit_error_key) == LUA_TFUNCTION) {
+      lua_insert(L, -2); /* fn msg */
+      lua_call(L, 1, 1); /* err */
+    } else {
+      lua_pop(L, 1); /* msg */
+    }
+    lua_error(L);
+  }
+  p->task_killed = 1;
+  p->task_deadline = 0;
+  lua_yield(L, 0);
+}
+
+/* Lua warnings (warn("a", "b")) go to the log, whole; "@off" and "@on" switch
+ * them. */
+static void on_warn(void *ud, const char *msg, int tocont) {
+  plume_t *p = ud;
+  if (p->lua_warn.len == 0 && !tocont && msg[0] == '@') {
+    if (strcmp(msg, "@off") == 0)
+      p->lua_warn_off = 1;
+    else if (strcmp(msg, "@on") == 0)
+      p->lua_warn_off = 0;
+    return;
+  }
+  if (p->lua_warn.len < 4096)
+    plume__buf_append(&p->lua_warn, msg, strlen(msg));
+  if (tocont)
+    return;
+  if (!p->lua_warn_off)
+    plume__log(p, PLUME__LOG_WARN, "lua", "%.*s", (int)p->lua_warn.len,
+               p->lua_warn.p != NULL ? p->lua_warn.p : "");
+  p->lua_warn.len = 0;
+}
+
+static int on_panic(lua_State *L) {
+  plume_t *p = *(plume_t **)lua_getextraspace(L);
+  plume__log(p, PLUME__LOG_ERROR, "lua", "unprotected error: %s",
+             lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+  return 0; /* Lua aborts */
+}
+
+/* }====== */
+
+/* ------------------------------------------------------------------------- */
+/* {====== Tasks */
+
 /* Message handler for protected calls on the main thread: adds a traceback. */
 static int traceback(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (msg == NULL) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
       return 1;
-    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    msg =
+        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   }
   luaL_traceback(L, L, msg, 1);
   return 1;
 }
 
+/* Reads the error value of a Feathers error table (message, stack), if it is
+ * one. */
+static const char *error_text(lua_State *co) {
+  const char *msg = lua_tostring(co, -1);
+  if (msg != NULL)
+    return msg;
+  if (lua_istable(co, -1)) {
+    if (lua_getfield(co, -1, "stack") == LUA_TSTRING)
+      return lua_tostring(co, -1);
+    lua_pop(co, 1);
+    if (lua_getfield(co, -1, "message") == LUA_TSTRING)
+      return lua_tostring(co, -1);
+    lua_pop(co, 1);
+  }
+  if (luaL_callmeta(co, -1, "__tostring") && lua_isstring(co, -1))
+    return lua_tostring(co, -1);
+  return lua_pushfstring(co, "(error object is a %s value)",
+                         luaL_typename(co, -1));
+}
+
 /* Logs the error at the top of co's stack with co's traceback. */
 static void log_task_error(plume_t *p, lua_State *co) {
   lua_State *L = p->L;
-  const char *msg = lua_tostring(co, -1);
-  if (msg == NULL) {
-    if (luaL_callmeta(co, -1, "__tostring") && lua_isstring(co, -1))
-      msg = lua_tostring(co, -1);
-    else
-      msg = lua_pushfstring(co, "(error object is a %s value)",
-                            luaL_typename(co, -1));
-  }
-  luaL_traceback(L, co, msg, 0); /* L: ... traceback */
+  luaL_traceback(L, co, error_text(co), 0); /* L: ... traceback */
   plume__log(p, PLUME__LOG_ERROR, "lua", "%s", lua_tostring(L, -1));
   lua_pop(L, 1);
 }
 
-/* Unpins a finished task. */
-static void task_done(plume_t *p, lua_State *co) {
+/* Unpins a finished task and keeps its coroutine for reuse when the pool has
+ * room. */
+static void task_done(plume_t *p, lua_State *co, int reusable) {
   lua_State *L = p->L;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key); /* tasks */
   lua_pushthread(co);
-  lua_xmove(co, L, 1);   /* tasks co */
-  lua_pushnil(L);        /* tasks co nil */
-  lua_rawset(L, -3);     /* tasks[co] = nil */
+  lua_xmove(co, L, 1); /* tasks co */
+  lua_pushnil(L);      /* tasks co nil */
+  lua_rawset(L, -3);   /* tasks[co] = nil */
   lua_pop(L, 1);
+  if (reusable) {
+    lua_Integer n;
+    lua_settop(co, 0);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key); /* pool */
+    n = (lua_Integer)lua_rawlen(L, -1);
+    if (n < POOL_MAX) {
+      lua_pushthread(co);
+      lua_xmove(co, L, 1);       /* pool co */
+      lua_rawseti(L, -2, n + 1); /* pool[n + 1] = co */
+    }
+    lua_pop(L, 1);
+  }
   p->lua_tasks--;
+  plume__drain_check(p);
+}
+
+/* Ends a task that failed: logs why, closes its pending to-be-closed variables.
+ */
+static int task_failed(plume_t *p, lua_State *co) {
+  log_task_error(p, co);
+  lua_closethread(co, p->L);
+  task_done(p, co, 1);
+  return PLUME_ELUA;
 }
 
 static int run(plume_t *p, lua_State *co, int nargs) {
-  int nres, status;
+  uint64_t saved_deadline = p->task_deadline;
+  int saved_expired = p->task_expired;
+  int nres, status, waiting, killed;
   p->task_waiting = 0;
+  p->task_killed = 0;
+  p->task_expired = 0;
+  p->task_deadline = p->task_budget != 0 ? uv_hrtime() + p->task_budget : 0;
+  p->task_depth++;
   status = lua_resume(co, p->L, nargs, &nres);
+  p->task_depth--;
+  waiting = p->task_waiting;
+  killed = p->task_killed;
+  p->task_waiting = 0;
+  p->task_killed = 0;
+  p->task_deadline = saved_deadline;
+  p->task_expired = saved_expired;
   if (status == LUA_YIELD) {
-    if (p->task_waiting) {
-      p->task_waiting = 0;
+    if (waiting && !killed)
       return 0;
-    }
-    /* A bare coroutine.yield() in a task would leave it suspended for ever. */
     lua_settop(co, 0);
-    lua_pushliteral(co, "attempt to yield from a task outside a plume wait "
-                        "(use coroutine.wrap for your own coroutines)");
-    log_task_error(p, co);
-    lua_closethread(co, p->L);
-    task_done(p, co);
-    return PLUME_ELUA;
+    if (killed)
+      lua_pushfstring(co,
+                      "call stopped: it kept running after its time budget "
+                      "error (%d ms)",
+                      p->opts.lua_call_timeout);
+    else
+      /* A bare coroutine.yield() in a task would leave it suspended for ever.
+       */
+      lua_pushliteral(co, "attempt to yield from a task outside a plume wait "
+                          "(use coroutine.wrap for your own coroutines)");
+    return task_failed(p, co);
   }
-  if (status != LUA_OK) {
-    log_task_error(p, co);
-    lua_closethread(co, p->L);
-    task_done(p, co);
-    return PLUME_ELUA;
-  }
-  lua_settop(co, 0);
-  task_done(p, co);
+  if (status != LUA_OK)
+    return task_failed(p, co);
+  task_done(p, co, 1);
   return 0;
+}
+
+/* Pushes an idle coroutine onto L: one from the pool, or a new one with the
+ * count hook. */
+static lua_State *task_thread(plume_t *p) {
+  lua_State *L = p->L;
+  lua_State *co;
+  lua_Integer n;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key); /* pool */
+  n = (lua_Integer)lua_rawlen(L, -1);
+  if (n > 0) {
+    lua_rawgeti(L, -1, n); /* pool co */
+    lua_pushnil(L);
+    lua_rawseti(L, -3, n); /* pool[n] = nil */
+    lua_remove(L, -2);     /* co */
+    return lua_tothread(L, -1);
+  }
+  lua_pop(L, 1);
+  co = lua_newthread(L); /* co */
+  if (p->task_budget != 0)
+    lua_sethook(co, on_count, LUA_MASKCOUNT, HOOK_COUNT);
+  return co;
 }
 
 int plume__task_start(plume_t *p, int nargs) {
   lua_State *L = p->L;
   lua_State *co;
-  luaL_checkstack(L, 3, NULL);
-  co = lua_newthread(L);                         /* fn args... co */
+  if (p->task_depth >= MAX_DEPTH) {
+    lua_pop(L, nargs + 1);
+    plume__log(p, PLUME__LOG_ERROR, "lua",
+               "task not started: %d task runs are nested already", MAX_DEPTH);
+    return PLUME_ELUA;
+  }
+  luaL_checkstack(L, 4, NULL);
+  co = task_thread(p);                           /* fn args... co */
   lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key); /* fn args... co tasks */
   lua_pushvalue(L, -2);                          /* fn args... co tasks co */
   lua_pushboolean(L, 1);
-  lua_rawset(L, -3);                             /* tasks[co] = true */
-  lua_pop(L, 2);                                 /* fn args... */
-  lua_xmove(L, co, nargs + 1);                   /* co: fn args... */
+  lua_rawset(L, -3);           /* tasks[co] = true */
+  lua_pop(L, 2);               /* fn args... */
+  lua_xmove(L, co, nargs + 1); /* co: fn args... */
   p->lua_tasks++;
   return run(p, co, nargs);
 }
@@ -136,18 +327,34 @@ int plume__task_wait(lua_State *L) {
   return lua_yield(L, 0);
 }
 
+/* core.set_limit_error(fn): fn(message) makes the error a time-budget overrun
+ * raises. */
+static int set_limit_error(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &limit_error_key);
+  return 0;
+}
+
+/* }====== */
+
+/* ------------------------------------------------------------------------- */
+/* {====== The state, the app, reload and shutdown */
+
 /* Prepends dir/?.lua and dir/?/init.lua to package.path. */
 static void add_lua_path(lua_State *L, const char *dir) {
-  lua_getglobal(L, "package");                          /* package */
-  lua_getfield(L, -1, "path");                          /* package path */
+  lua_getglobal(L, "package"); /* package */
+  lua_getfield(L, -1, "path"); /* package path */
   lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", dir, dir,
-                  lua_tostring(L, -1));                 /* package path newpath */
-  lua_setfield(L, -3, "path");                          /* package.path = newpath */
+                  lua_tostring(L, -1)); /* package path newpath */
+  lua_setfield(L, -3, "path");          /* package.path = newpath */
   lua_pop(L, 2);
 }
 
 static int open_framework(lua_State *L) {
   luaL_requiref(L, "plume.core", luaopen_plume_core, 0); /* core */
+  lua_pushcfunction(L, set_limit_error);
+  lua_setfield(L, -2, "set_limit_error"); /* core.set_limit_error = fn */
   lua_pop(L, 1);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "plume");
@@ -155,21 +362,47 @@ static int open_framework(lua_State *L) {
   return 0;
 }
 
-int plume__lua_init(plume_t *p) {
-  lua_State *L = luaL_newstate();
-  if (L == NULL)
-    return UV_ENOMEM;
+/* Opens the standard libraries and the registry slots, under protection (may
+*run out
+** of memory when the cap is tiny). */
+static int open_state(lua_State *L) {
+  plume_t *p = lua_touserdata(L, 1);
   luaL_openlibs(L);
   lua_pushlightuserdata(L, p);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &instance_key);
   lua_newtable(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &tasks_key);
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &pool_key);
   if (p->opts.lua_path[0] != '\0')
     add_lua_path(L, p->opts.lua_path);
+  return 0;
+}
+
+int plume__lua_init(plume_t *p) {
+  lua_State *L;
+  p->lua_mem_limit =
+      p->opts.lua_memory_limit > 0 ? (size_t)p->opts.lua_memory_limit : 0;
+  p->task_budget = p->opts.lua_call_timeout > 0
+                       ? (uint64_t)p->opts.lua_call_timeout * 1000000u
+                       : 0;
+  L = lua_newstate(lua_alloc, p);
+  if (L == NULL)
+    return UV_ENOMEM;
+  /* Threads copy the main thread's extra space: the count hook finds p there.
+   */
+  *(plume_t **)lua_getextraspace(L) = p;
+  lua_atpanic(L, on_panic);
+  lua_setwarnf(L, on_warn, p);
   p->L = L;
   lua_pushcfunction(L, traceback);
-  lua_pushcfunction(L, open_framework);
-  if (lua_pcall(L, 0, 0, 1) != LUA_OK) {
+  lua_pushcfunction(L, open_state);
+  lua_pushlightuserdata(L, p);
+  if (lua_pcall(L, 1, 0, 1) == LUA_OK) {
+    lua_pushcfunction(L, open_framework);
+    lua_pcall(L, 0, 0, 1);
+  }
+  if (lua_gettop(L) > 1) { /* traceback error */
     plume__log(p, PLUME__LOG_ERROR, "lua", "cannot load the framework: %s",
                lua_tostring(L, -1));
     lua_close(L);
@@ -186,21 +419,65 @@ void plume__lua_close(plume_t *p) {
   p->L = NULL;
 }
 
-/* Loads the app in a task, so that app.lua may wait (e.g. for a database). */
-int plume__lua_load_app(plume_t *p, const char *dir) {
+/* Pushes require("plume")[name] on the main thread; 0 with an error logged if
+ * it fails. */
+static int push_framework_function(plume_t *p, const char *name) {
   lua_State *L = p->L;
-  int err;
   lua_getglobal(L, "require");
   lua_pushliteral(L, "plume");
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* plume */
     plume__log(p, PLUME__LOG_ERROR, "app", "%s", lua_tostring(L, -1));
-    lua_settop(L, 0);
-    return PLUME_ELUA;
+    lua_pop(L, 1);
+    return 0;
   }
-  lua_getfield(L, -1, "load_app"); /* plume load_app */
-  lua_remove(L, -2);               /* load_app */
-  lua_pushstring(L, dir);          /* load_app dir */
+  lua_getfield(L, -1, name); /* plume fn */
+  lua_remove(L, -2);         /* fn */
+  return 1;
+}
+
+/* Loads the app in a task, so that app.lua may wait (e.g. for a database). */
+int plume__lua_load_app(plume_t *p, const char *dir) {
+  lua_State *L = p->L;
+  int top = lua_gettop(L), err;
+  if (!push_framework_function(p, "load_app"))
+    return PLUME_ELUA;
+  lua_pushstring(L, dir); /* load_app dir */
   err = plume__task_start(p, 1);
-  lua_settop(L, 0);
+  lua_settop(L, top);
   return err;
 }
+
+int plume__lua_reload(plume_t *p, const char *const *changes, int n) {
+  lua_State *L = p->L;
+  int top, i, err;
+  if (L == NULL)
+    return PLUME_ESTATE;
+  top = lua_gettop(L);
+  if (!push_framework_function(p, "reload"))
+    return PLUME_ELUA;
+  if (changes == NULL) {
+    lua_pushnil(L); /* reload nil */
+  } else {
+    lua_createtable(L, n, 0); /* reload changes */
+    for (i = 0; i < n; i++) {
+      lua_pushstring(L, changes[i]);
+      lua_rawseti(L, -2, i + 1); /* changes[i + 1] = path */
+    }
+  }
+  err = plume__task_start(p, 1);
+  lua_settop(L, top);
+  return err;
+}
+
+void plume__lua_shutdown(plume_t *p) {
+  lua_State *L = p->L;
+  int top;
+  if (L == NULL)
+    return;
+  top = lua_gettop(L);
+  if (push_framework_function(p, "shutdown"))
+    plume__task_start(p, 0);
+  lua_settop(L, top);
+}
+
+/* }====== */

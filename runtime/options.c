@@ -56,6 +56,16 @@ static const option_t options[] = {
     INT(max_attachments, 10, "Socket.IO binary attachments per packet"),
     INT(max_json_depth, 128, "JSON nesting depth"),
     INT(shutdown_timeout, 10000, "graceful shutdown deadline, ms"),
+    STR(env, "development",
+        "configuration environment: config/<env>.lua after config/default.lua"),
+    STR(debug, "",
+        "debug lines of these subsystems (http,engineio,socketio,feathers,...; all)"),
+    BOOL(access_log, "true",
+         "one info line per HTTP request and per service call"),
+    INT(lua_call_timeout, 1000,
+        "ms a Lua call may run without waiting before it fails (0: no limit)"),
+    INT(lua_memory_limit, 268435456,
+        "bytes the Lua state may hold; allocations beyond fail (0: no cap)"),
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))

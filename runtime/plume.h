@@ -82,6 +82,11 @@ typedef struct plume_options_s {
   int max_attachments;        /* Socket.IO binary attachments per packet */
   int max_json_depth;         /* JSON nesting depth */
   int shutdown_timeout;       /* graceful shutdown deadline, ms */
+  char env[32];               /* configuration environment: config/<env>.lua */
+  char debug[128];            /* subsystems with debug lines: "http,socketio", "all" */
+  int access_log;             /* one info line per HTTP request and service call */
+  int lua_call_timeout;       /* ms a task may run between waits; 0: no limit */
+  int lua_memory_limit;       /* bytes the Lua state may hold; 0: no cap */
 } plume_options_t;
 
 /* One entry of the option table: name (snake_case), type ("int", "bool", "string"),
