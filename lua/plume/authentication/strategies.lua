@@ -31,6 +31,8 @@ local setmetatable = setmetatable
 local string_lower = string.lower
 local string_find = string.find
 local math_max = math.max
+local math_min = math.min
+local math_floor = math.floor
 local truthy = util.truthy
 local json_object = util.object
 local NotAuthenticated = errors.NotAuthenticated
@@ -253,7 +255,8 @@ function JWT:watch_expiry(connection, exp)
     return
   end
 
-  local delay = math_max(0, exp * 1000 - jwt.now() * 1000)
+  -- Whole milliseconds, at most 2^52 (a float exp from far in the future still fits).
+  local delay = math_floor(math_min(math_max(0, exp * 1000 - jwt.now() * 1000), 2 ^ 52))
   local cancel = _M.after(delay, function()
     if self.expiration_timers[connection] == nil then
       return
