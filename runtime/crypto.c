@@ -437,6 +437,7 @@ static int bcrypt_push(lua_State *L, int check, int result, const char *out) {
 static void bcrypt_done(uv_work_t *req, int status) {
   bcrypt_work_t *w = plume__container_of(req, bcrypt_work_t, req);
   size_t size = sizeof(*w) + w->pw_n + w->hash_n + 2;
+  w->p->pending_closes--;
   if (status == 0 && w->p->L != NULL) {
     int nres = bcrypt_push(w->co, w->check, w->result, w->out);
     plume__task_resume(w->p, w->co, nres);
@@ -498,6 +499,8 @@ static int bcrypt_call(lua_State *L, int check) {
     free(w);
     return luaL_error(L, "cannot queue the bcrypt work");
   }
+  /* plume_close waits for pending_closes: the instance outlives the work. */
+  p->pending_closes++;
   return plume__task_wait(L);
 }
 

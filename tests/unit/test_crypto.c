@@ -463,6 +463,40 @@ static void test_lua_thread_pool(void) {
   plume_destroy(p);
 }
 
+static int closed;
+static void on_closed_count(plume_t *p) {
+  closed++;
+}
+
+/* Closing the instance while a bcrypt call is on the thread pool waits for
+** it: the task still gets its result and nothing is touched after the
+** instance is gone. */
+static void test_lua_close_while_hashing(void) {
+  plume_options_t o;
+  plume_t *p;
+  lua_State *L;
+  plume_options_init(&o);
+  plume_options_set(&o, "lua_path", "lua");
+  plume_options_set(&o, "log_level", "error");
+  if (plume_new(&p, NULL, &o) != 0) {
+    CHECK(!"plume_new (run from the repository root)");
+    return;
+  }
+  L = plume_lua(p);
+  CHECK_STR(run(L, "crypto = require('plume.core').crypto "
+                   "task = function() done = crypto.bcrypt_hash('x', 9) end "
+                   "return 'ok'"),
+            "ok");
+  lua_getglobal(L, "task");
+  CHECK_EQ(plume__task_start(p, 0), 0);
+  CHECK_STR(run(L, "return tostring(done)"), "nil");
+  plume_close(p, on_closed_count);
+  uv_run(plume_loop(p), UV_RUN_DEFAULT);
+  CHECK_EQ(closed, 1);
+  CHECK_STR(run(L, "return done:sub(1, 7)"), "$2b$09$");
+  plume_destroy(p);
+}
+
 int main(void) {
   RUN(test_base64url);
   RUN(test_base64url_invalid);
@@ -478,5 +512,6 @@ int main(void) {
   RUN(test_bcrypt_refused);
   RUN(test_lua_inline);
   RUN(test_lua_thread_pool);
+  RUN(test_lua_close_while_hashing);
   return check_done();
 }
