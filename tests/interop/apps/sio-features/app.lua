@@ -19,6 +19,9 @@ local sort = table.sort
 local tostring = tostring
 local type = type
 
+-- Lists built here are marked with json.array() so that an empty one is [] on the wire
+-- (an unmarked empty table is {}).
+
 -- disconnect reasons by socket id, for tests that check what the server saw
 local reasons = {}
 
@@ -46,7 +49,7 @@ end
 
 
 local function sorted_set(set)
-  local list = {}
+  local list = json.array()
   for k, v in pairs(set) do
     if v then
       list[#list + 1] = k
@@ -280,7 +283,7 @@ local function on_main_connection(io, socket)
 
   -- server-side utilities over the sockets of a room
   socket:on("fetch", function(room)
-    local list = {}
+    local list = json.array()
     for _, s in ipairs(io:in_(room):fetchSockets()) do
       list[#list + 1] = { id = s.id, name = or_null(s.data.name), rooms = sorted_set(s.rooms) }
     end
@@ -291,7 +294,7 @@ local function on_main_connection(io, socket)
   end)
 
   socket:on("fetch-all", function()
-    local ids = {}
+    local ids = json.array()
     for _, s in ipairs(io:fetchSockets()) do
       ids[#ids + 1] = s.id
     end
