@@ -813,6 +813,27 @@ describe("plume.authentication", function()
       assert.is_nil(socket.feathers.authentication)
     end)
 
+    it("survives a new service at the same path (a reloaded service file)", function()
+      local socket = io:connect()
+      login(socket, "ada@example.com")
+      local listeners = app:listener_count("disconnect")
+      for _ = 1, 100 do
+        app:use("authentication", auth.service(app))
+      end
+
+      assert.equal(listeners, app:listener_count("disconnect"))
+      assert.equal(1, live_timers())
+      -- The new service's strategy finds the old login's timer: logout cancels it.
+      local ack = socket:call("remove", "authentication", null, {})
+      assert.equal(null, ack[1])
+      assert.equal(0, live_timers())
+      login(socket, "ada@example.com")
+      assert.equal(1, live_timers())
+      socket:drop()
+      assert.is_nil(socket.feathers.authentication)
+      assert.equal(0, live_timers())
+    end)
+
     it("publishes no events of its own", function()
       local watcher = io:connect()
       login(watcher, "ada@example.com")

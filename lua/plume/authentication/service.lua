@@ -182,6 +182,35 @@ function _M.handshake_authentication(app, socket)
 end
 
 
+-- Apps whose "disconnect" listener is installed: one per app, however many services
+-- are made (a reloaded service file makes a new one each time).
+local LISTENING = setmetatable({}, { __mode = "k" })
+
+
+-- On the app event "disconnect", every registered authentication service lets its
+-- strategies drop the connection's login (§2.3).
+local function disconnect_listener(app)
+  return function(connection)
+    if type(connection) ~= "table" then
+      return
+    end
+
+    local seen = {}
+    for _, location in ipairs(application.paths(app)) do
+      local service = app.services[location]
+      if _M.is_service(service) and not seen[service.state] then
+        seen[service.state] = true
+        local ok, err = xpcall(service.handle_connection, errors.handler, service,
+                               "disconnect", connection)
+        if not ok then
+          log_failure(app, "authentication: disconnect handling failed", err)
+        end
+      end
+    end
+  end
+end
+
+
 -- AuthenticationService(app [, config_key = "authentication"] [, options]): options are
 -- merged into app:get(config_key).
 function _M.new(app, config_key, options)
@@ -211,17 +240,10 @@ function _M.new(app, config_key, options)
   app:set("defaultAuthentication", app:get("defaultAuthentication") or config_key)
   app:set(config_key, merge({}, app:get(config_key), options))
 
-  app:on("disconnect", function(connection)
-    if connection == nil then
-      return
-    end
-
-    local ok, err = xpcall(self.handle_connection, errors.handler, self, "disconnect",
-                           connection)
-    if not ok then
-      log_failure(app, "authentication: disconnect handling failed", err)
-    end
-  end)
+  if not LISTENING[app] then
+    LISTENING[app] = true
+    app:on("disconnect", disconnect_listener(app))
+  end
 
   if app.default_authentication == nil then
     app.default_authentication = _M.default_authentication

@@ -155,9 +155,26 @@ local JWT_KEYS = {
 }
 
 
-function JWT:init()
-  -- connection -> function that cancels its expiry timer
-  self.expiration_timers = setmetatable({}, { __mode = "k" })
+-- app -> strategy name -> connection -> function that cancels its expiry timer. Kept per
+-- app and name, not per strategy object, so that a strategy made anew (a reloaded
+-- service file) still finds the timers of the connections logged in before.
+local TIMERS = setmetatable({}, { __mode = "k" })
+
+
+function JWT:expiration_timers()
+  local by_name = TIMERS[self.app]
+  if by_name == nil then
+    by_name = {}
+    TIMERS[self.app] = by_name
+  end
+
+  local timers = by_name[self.name]
+  if timers == nil then
+    timers = setmetatable({}, { __mode = "k" })
+    by_name[self.name] = timers
+  end
+
+  return timers
 end
 
 
@@ -206,8 +223,9 @@ end
 
 
 local function cancel_timer(self, connection)
-  local cancel = self.expiration_timers[connection]
-  self.expiration_timers[connection] = nil
+  local timers = self:expiration_timers()
+  local cancel = timers[connection]
+  timers[connection] = nil
   if cancel then
     cancel()
   end
@@ -230,7 +248,7 @@ end
 -- makes the connection leave its channels.
 function JWT:expire(connection)
   local app = self.app
-  self.expiration_timers[connection] = nil
+  self:expiration_timers()[connection] = nil
   if self:configuration().expiry == "logout" then
     local entity = self:configuration().entity
     local result = json_object({ authentication = connection.authentication })
@@ -257,8 +275,10 @@ function JWT:watch_expiry(connection, exp)
 
   -- Whole milliseconds, at most 2^52 (a float exp from far in the future still fits).
   local delay = math_floor(math_min(math_max(0, exp * 1000 - jwt.now() * 1000), 2 ^ 52))
-  local cancel = _M.after(delay, function()
-    if self.expiration_timers[connection] == nil then
+  local timers = self:expiration_timers()
+  local cancel
+  cancel = _M.after(delay, function()
+    if timers[connection] ~= cancel then
       return
     end
 
@@ -269,7 +289,7 @@ function JWT:watch_expiry(connection, exp)
     end
   end)
 
-  self.expiration_timers[connection] = cancel
+  timers[connection] = cancel
 end
 
 
