@@ -1195,6 +1195,9 @@ void plume__eio_handle_request(plume__eio_server_t *srv, plume__conn_t *c,
   plume_slice_t origin;
   plume__eio_session_t *s;
   const char *msg;
+  if (srv->cfg.serve != NULL && r->path.n > srv->path_len && !r->upgrade &&
+      srv->cfg.serve(srv->cfg.hook_ud, c, r))
+    return;
   if (srv->cfg.cors && r->method == HTTP_OPTIONS && !r->upgrade) {
     preflight(srv, c, r);
     return;

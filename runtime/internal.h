@@ -821,6 +821,12 @@ int plume__sio_push_data(lua_State *L, const plume__sio_packet_t *pkt,
 */
 int plume__sio_encode_args(lua_State *L, int first, int n,
                            plume__sio_packet_t *pkt, plume__json_enc_t *e);
+/*
+** The Socket.IO server (socketio.c): adds core.sio_* (attach, namespaces, sockets,
+** emits, acks, rooms, broadcasts; see lua/plume/socketio.lua) to the table on top of L
+** and registers the metatables of their handles.
+*/
+void plume__sio_open(lua_State *L);
 
 /* Creates the Lua state of p, loads plume.core and the framework. Returns 0 or PLUME_ELUA. */
 int plume__lua_init(plume_t *p);

@@ -503,6 +503,7 @@ int luaopen_plume_core(lua_State *L) {
   lua_setfield(L, -2, "__index");       /* mt.__index = methods */
   lua_pop(L, 1);
   luaL_newlib(L, core_functions); /* core */
+  plume__sio_open(L);             /* core.sio_* */
   plume__async_open(L);           /* core.sleep, after, every, spawn, fs_*, ... */
   lua_pushstring(L, PLUME_VERSION_STRING);
   lua_setfield(L, -2, "version");
