@@ -1,11 +1,9 @@
 /*
 ** core.c: the plume_t lifecycle (owned or borrowed uv_loop_t), the
-*once-per-turn output
-** flush, graceful shutdown and logging (levels, text or JSON lines,
-*per-subsystem debug,
-** the access log). The layers hang off this instance: tcp.c (connections),
-*engineio.c
-** (servers at paths), lua_bridge.c (the Lua state), reload.c (the watcher).
+** once-per-turn output flush, graceful shutdown and logging (levels, text or
+** JSON lines, per-subsystem debug, the access log). The layers hang off this
+** instance: tcp.c (connections), engineio.c (servers at paths), lua_bridge.c
+** (the Lua state), reload.c (the watcher).
 */
 #include <signal.h>
 #include <stdarg.h>
@@ -30,8 +28,7 @@ static int parse_level(const char *s) {
 }
 
 /* 1 when subsystem is a word of list ("http,socketio", "http socketio"), or
-*list names
-** "all" or "*". */
+** list names "all" or "*". */
 static int listed(const char *list, const char *subsystem) {
   size_t n = strlen(subsystem);
   const char *s = list;
@@ -65,8 +62,7 @@ static void append_time(plume__buf_t *b) {
 }
 
 /* Appends n bytes for a text line: control characters become '?', so that
-*nothing a
-** client sends can forge a line of its own. */
+** nothing a client sends can forge a line of its own. */
 static void append_text(plume__buf_t *b, const char *s, size_t n) {
   size_t i;
   if (plume__buf_reserve(b, n) != 0)
@@ -78,7 +74,7 @@ static void append_text(plume__buf_t *b, const char *s, size_t n) {
 }
 
 /* Starts a line: the time, level and subsystem, as text or as the first JSON
- * members. */
+** members. */
 static void begin_line(plume_t *p, plume__buf_t *b, int level,
                        const char *subsystem) {
   if (p != NULL && p->log_json) {
@@ -258,13 +254,11 @@ int plume_run(plume_t *p) {
 /* {====== Graceful shutdown
 ** 1. stop accepting: listeners, the watcher and plume.after/every timers go;
 ** 2. drain: connections stay open so that calls in flight (p->lua_tasks) can
-*finish and
-**    answer, until they are done or shutdown_timeout has passed;
+**    finish and answer, until they are done or shutdown_timeout has passed;
 ** 3. tell clients: the framework disconnects Socket.IO clients and tears
-*services down,
-**    Engine.IO servers close their sessions ("server shutting down"),
-*connections close
-**    once their output is written, and waits still pending are cancelled;
+**    services down, Engine.IO servers close their sessions ("server shutting
+**    down"), connections close once their output is written, and waits still
+**    pending are cancelled;
 ** 4. once every connection and handle is gone, the close callback runs.
 */
 
@@ -279,8 +273,7 @@ static void on_closed_flusher(uv_handle_t *h) {
   p->pending_closes--;
 }
 
-/* Step 4: polls each few milliseconds until connections and handles are gone.
- */
+/* Step 4: polls every 5 ms until connections and handles are gone. */
 static void on_close_poll(uv_timer_t *t) {
   plume_t *p = t->data;
   if (p->nconns > 0 || p->pending_closes > 1)
@@ -339,7 +332,7 @@ static void finish_close(plume_t *p) {
 }
 
 /* Step 2: checks every 10 ms (and at once when a task ends, see
- * plume__drain_check). */
+** plume__drain_check). */
 static void on_drain(uv_timer_t *t) {
   plume_t *p = t->data;
   if (p->lua_tasks > 0 && uv_now(p->loop) < p->drain_deadline) {
@@ -350,8 +343,7 @@ static void on_drain(uv_timer_t *t) {
 }
 
 void plume__drain_check(plume_t *p) {
-  /* Never on the caller's stack: it may be inside a layer that shutdown frees.
-   */
+  /* Never on the caller's stack: it may be in a layer that shutdown frees. */
   if (p->drain != NULL && p->lua_tasks == 0)
     uv_timer_start(p->drain, on_drain, 0, 0);
 }

@@ -652,6 +652,7 @@ void plume__conn_mark_dirty(plume__conn_t *c);
 /* Flushes every dirty connection with one vectored write each (the uv_check callback). */
 void plume__flush_all(plume_t *p);
 /* Starts listening (tcp.c). */
+  int lua_capped;             /* task code runs: the cap applies (C glue never fails) */
 int plume__tcp_listen(plume_t *p, const char *host, int port);
 /* Closes listeners and connections (tcp.c). */
 void plume__tcp_close_all(plume_t *p);

@@ -1,12 +1,9 @@
 /*
 ** lua_async.c: what Lua tasks may wait on without blocking the loop (DESIGN.md
-*§4,
-** style.md F.3): sleep, timers (after, every), spawn, file I/O on libuv's
-*thread pool and
-** an HTTP/1.1 client on libuv + llhttp. Every pending wait is on p->waits so
-*that
-** shutdown can cancel it. Above: lua/plume/init.lua (plume.sleep, plume.fs,
-*plume.http).
+** §4, style.md F.3): sleep, timers (after, every), spawn, file I/O on libuv's
+** thread pool and an HTTP/1.1 client on libuv + llhttp. Every pending wait is
+** on p->waits so that shutdown can cancel it. Above: lua/plume/init.lua
+** (plume.sleep, plume.fs, plume.http).
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,9 +30,8 @@
 
 /*
 ** One pending wait of a task. The task's coroutine is pinned by the bridge
-*(tasks table)
-** while it waits. cancel closes what the wait holds; the task is then never
-*resumed.
+** (tasks table) while it waits. cancel closes what the wait holds; the task is
+** then never resumed.
 */
 typedef struct plume__wait_s {
   plume_t *p;
@@ -75,7 +71,7 @@ void plume__async_cancel_all(plume_t *p) {
 }
 
 /* Closes a handle whose memory is block, counted in p->pending_closes until
- * freed. */
+** freed. */
 static void on_block_closed(uv_handle_t *h) {
   plume__wait_t *w = h->data;
   w->p->pending_closes--;
@@ -91,7 +87,7 @@ static plume_t *need_instance(lua_State *L) {
 }
 
 /* 1 when L is the main thread of a Plume state: set-up code, where waits run
- * inline. */
+** inline. */
 static int on_main_thread(lua_State *L) {
   int main = lua_pushthread(L);
   lua_pop(L, 1);
@@ -150,8 +146,7 @@ typedef struct timer_box_s {
 } timer_box_t;
 
 /* A plume.after / plume.every timer. Owned by p->timers until cancelled or
-*(one-shot)
-** fired; each tick runs fn in a task of its own. */
+** (one-shot) fired; each tick runs fn in a task of its own. */
 typedef struct plume__ptimer_s {
   uv_timer_t timer;
   plume_t *p;
@@ -273,8 +268,7 @@ static int timer_gc(lua_State *L) {
 /* {====== spawn, exit, hrtime, mem */
 
 /* core.spawn(fn, ...) -> true: runs fn(...) in a new task now; it goes on by
-*itself
-** after its first wait. Its errors are logged, never raised here. */
+** itself after its first wait. Its errors are logged, never raised here. */
 static int async_spawn(lua_State *L) {
   plume_t *p = need_instance(L);
   int n = lua_gettop(L);
@@ -305,8 +299,7 @@ typedef struct exit_s {
 } exit_t;
 
 /* core.exit([code]): shuts the server down gracefully on the next loop turn;
-*the
-** `plume` command then exits with code (default 0). */
+** the `plume` command then exits with code (default 0). */
 static int async_exit(lua_State *L) {
   plume_t *p = need_instance(L);
   exit_t *e;
@@ -325,14 +318,13 @@ static int async_exit(lua_State *L) {
 }
 
 /* core.hrtime() -> milliseconds (float) from an arbitrary origin, for
- * durations. */
+** durations. */
 static int async_hrtime(lua_State *L) {
   lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e6);
   return 1;
 }
 
-/* core.mem() -> bytes held, peak, limit (0: none) of the instance's Lua state.
- */
+/* core.mem() -> bytes held, peak, limit (0: none) of the Lua state. */
 static int async_mem(lua_State *L) {
   plume_t *p = need_instance(L);
   lua_pushinteger(L, (lua_Integer)p->lua_mem);
@@ -360,8 +352,7 @@ static int async_access_enabled(lua_State *L) {
 }
 
 /* core.access(kind, method, path, status, start_ms): one access-log line;
-*start_ms is
-** core.hrtime() when the call began. */
+** start_ms is core.hrtime() when the call began. */
 static int async_access(lua_State *L) {
   plume_t *p = plume__lua_instance(L);
   const char *kind = luaL_checkstring(L, 1);
@@ -391,7 +382,7 @@ typedef struct fs_work_s {
   int cancelled; /* shutdown: free when the worker is done, resume nothing */
   int append;
   int err;    /* 0 or a negative errno (libuv's UV_E* on Unix) */
-  size_t max; /* read: largest file accepted (0: any) */
+  size_t max; /* read: the largest file, the memory left (0: any) */
   char *data; /* write: the bytes (a copy); read: the bytes read */
   size_t len;
   struct stat st;
@@ -513,8 +504,7 @@ static const char *file_type(mode_t m) {
 }
 
 /* Pushes the results of a finished operation on L: value, or nil, "path:
-*message",
-** "ENAME". Returns the count. */
+** message", "ENAME". Returns the count. */
 static int fs_results(lua_State *L, fs_work_t *f) {
   if (f->err != 0) {
     luaL_pushfail(L);
@@ -645,10 +635,8 @@ static int async_fs_mkdir(lua_State *L) {
 
 /*
 ** One request, from name resolution to the parsed response. Its handles (tcp,
-*timer)
-** close when it ends; the block is freed once both have closed. Connection:
-*close is
-** always sent, so a response may end at EOF.
+** timer) close when it ends; the block is freed once both have closed.
+** Connection: close is always sent, so a response may end at EOF.
 */
 typedef struct http_req_s {
   plume__wait_t w; /* first member */
@@ -675,19 +663,22 @@ typedef struct http_req_s {
   char host[];
 } http_req_t;
 
+static void http_free(http_req_t *r) {
+  plume__buf_free(&r->out);
+  plume__buf_free(&r->head);
+  plume__buf_free(&r->body);
+  free(r);
+}
+
 static void on_http_handle_closed(uv_handle_t *h) {
   http_req_t *r = h->data;
   r->w.p->pending_closes--;
-  if (--r->open_handles == 0 && !r->resolving) {
-    plume__buf_free(&r->out);
-    plume__buf_free(&r->head);
-    plume__buf_free(&r->body);
-    free(r);
-  }
+  if (--r->open_handles == 0 && !r->resolving)
+    http_free(r);
 }
 
 /* Closes what is open; the block goes when the last handle (and resolution) is
- * done. */
+** done. */
 static void http_release(http_req_t *r) {
   r->finished = 1;
   uv_timer_stop(&r->timer);
@@ -798,8 +789,7 @@ static void on_http_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   http_req_t *r = h->data;
   plume_t *p = r->w.p;
   (void)hint;
-  /* The instance's read buffer: bytes are parsed before the callback returns.
-   */
+  /* The instance's read buffer: bytes are parsed before this returns. */
   buf->base = p->read_buf;
   buf->len = sizeof(p->read_buf);
 }
@@ -863,10 +853,8 @@ static void on_http_resolved(uv_getaddrinfo_t *g, int status,
   r->resolving = 0;
   if (r->finished) {
     uv_freeaddrinfo(res);
-    if (r->open_handles == 0) {
-      plume__buf_free(&r->out);
-      free(r);
-    }
+    if (r->open_handles == 0)
+      http_free(r);
     return;
   }
   if (status < 0 || res == NULL) {
@@ -895,7 +883,9 @@ static int header_safe(const char *s, size_t n) {
   return strcspn(s, "\r\n") == n;
 }
 
-static void add_headers(lua_State *L, int idx, http_req_t *r, int *has) {
+/* Checks the headers table at idx (raises on a bad one, before anything is
+** allocated) or, with out, appends them as "Name: value" lines. */
+static void add_headers(lua_State *L, int idx, plume__buf_t *out, int *has) {
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) { /* key value */
     size_t kn, vn;
@@ -914,17 +904,18 @@ static void add_headers(lua_State *L, int idx, http_req_t *r, int *has) {
       has[2] = 1;
     else if (strcasecmp(k, "connection") == 0)
       luaL_error(L, "the connection header is Plume's (always close)");
-    plume__buf_appendf(&r->out, "%s: %s\r\n", k, v);
+    if (out != NULL)
+      plume__buf_appendf(out, "%s: %s\r\n", k, v);
     lua_pop(L, 1); /* key */
   }
 }
 
 /*
 ** core.http_request(method, host, port, target, headers, body, timeout_ms,
-*max_body)
+**                   max_body)
 **   -> status, headers (lower-case names), body  |  nil, err
 ** host is a name or an address (IPv6 without brackets); target the path and
-*query.
+** query.
 */
 static int async_http_request(lua_State *L) {
   plume_t *p = need_instance(L);
@@ -949,6 +940,10 @@ static int async_http_request(lua_State *L) {
                 4, "invalid path");
   luaL_argcheck(L, timeout > 0, 7, "must be positive");
   luaL_argcheck(L, max_body >= 0, 8, "must not be negative");
+  if (!lua_isnoneornil(L, 5)) {
+    luaL_checktype(L, 5, LUA_TTABLE);
+    add_headers(L, 5, NULL, has);
+  }
   plume__task_check_wait(L);
   if (p->closing) {
     luaL_pushfail(L);
@@ -964,10 +959,8 @@ static int async_http_request(lua_State *L) {
   r->head_only = strcmp(method, "HEAD") == 0;
   ipv6 = strchr(host, ':') != NULL;
   plume__buf_appendf(&r->out, "%s %s HTTP/1.1\r\n", method, target);
-  if (!lua_isnoneornil(L, 5)) {
-    luaL_checktype(L, 5, LUA_TTABLE);
-    add_headers(L, 5, r, has); /* may raise: r is not linked yet */
-  }
+  if (!lua_isnoneornil(L, 5))
+    add_headers(L, 5, &r->out, has); /* checked above: raises nothing */
   if (!has[0])
     plume__buf_appendf(&r->out, "Host: %s%s%s%s%s\r\n", ipv6 ? "[" : "", host,
                        ipv6 ? "]" : "", port == 80 ? "" : ":",

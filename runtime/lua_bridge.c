@@ -1,15 +1,11 @@
 /*
 ** lua_bridge.c: the instance's Lua state and its tasks. Every inbound call (an
-*event
-** handler, a service method, a middleware) runs in a coroutine of its own,
-*taken from a
-** small pool; waits yield the coroutine, never the loop (DESIGN.md §4, style.md
-*F).
-** Runaway Lua is bounded per call by a time budget checked from a count hook,
-*and per
-** state by a counting allocator (reliability.md §3.5). Reload and shutdown
-*enter the
-** framework from here. Below: lua_api.c and lua_async.c (plume.core).
+** event handler, a service method, a middleware) runs in a coroutine of its
+** own, taken from a small pool; waits yield the coroutine, never the loop
+** (DESIGN.md §4, style.md F). Runaway Lua is bounded per call by a time budget
+** checked from a count hook, and per state by a counting allocator
+** (reliability.md §3.5). Reload and shutdown enter the framework from here.
+** Below: lua_api.c and lua_async.c (plume.core).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,16 +16,16 @@
 
 #include "internal.h"
 
-/* lua_closethread arrived in 5.4.6; Debian 12 ships 5.4.4 with lua_resetthread.
- */
+/* lua_closethread arrived in 5.4.6; Debian 12 has 5.4.4 (lua_resetthread). */
 #if LUA_VERSION_RELEASE_NUM < 50406
 #define lua_closethread(co, from) lua_resetthread(co)
 #endif
 
 #define HOOK_COUNT 10000 /* instructions between two looks at the clock */
 #define POOL_MAX 64      /* finished coroutines kept for reuse */
-#define MAX_DEPTH 100 /* task runs nested on the C stack (spawn inside spawn)  \
-                       */
+#define MAX_DEPTH                                                              \
+  100 /* task runs nested on the C stack (spawn inside spawn)                  \
+       */
 
 /* Registry keys are addresses (style.md F.6). */
 static const char instance_key = 'p'; /* light userdata: plume_t * */
@@ -51,10 +47,12 @@ plume_t *plume__lua_instance(lua_State *L) {
 /* {====== Limits: memory, time, warnings */
 
 /*
-** The state's allocator: counts the bytes Lua holds and refuses to grow past
-** lua_memory_limit. Lua then collects garbage and tries again, and if that
-*fails raises
-** "not enough memory" in the code that allocated; shrinking never fails.
+** The state's allocator: counts the bytes Lua holds and, while task code runs,
+** refuses to grow past lua_memory_limit. Lua then collects garbage and tries
+** again, and if that fails raises "not enough memory" in the task, which
+** lua_resume protects. The runtime's C glue (pushing results, pinning tasks)
+** runs outside tasks, where an error would have nowhere to go, so it is never
+** refused. Shrinking never fails.
 */
 static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   plume_t *p = ud;
@@ -65,7 +63,7 @@ static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     p->lua_mem -= old;
     return NULL;
   }
-  if (nsize > old && p->lua_mem_limit != 0 &&
+  if (nsize > old && p->lua_capped && p->lua_mem_limit != 0 &&
       p->lua_mem - old + nsize > p->lua_mem_limit)
     return NULL;
   np = realloc(ptr, nsize);
@@ -79,42 +77,47 @@ static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 
 /*
 ** The count hook of every task coroutine (and of the coroutines they create).
-*Once the
-** running slice is past its deadline it raises a GeneralError in that call; the
-*error
-** path gets one more budget to answer. Code that swallows the error and keeps
-*running is
-** stopped for good: the hook yields it and the bridge closes it (see run).
+** Once the running slice is past its deadline it raises a GeneralError in that
+** call; the error path gets one more budget to answer. Code that swallows the
+** error and keeps running is stopped for good: the hook yields it and the
+** bridge closes it (see run).
 */
 static void on_count(lua_State *L, lua_Debug *ar) {
   plume_t *p = *(plume_t **)lua_getextraspace(L);
   uint64_t now;
-  (void)ar;
-  if (p == NULL || p->task_deadline == 0 ||
-      (now = uv_hrtime()) < p->task_deadline)
+  if (p == NULL || p->task_deadline == 0)
     return;
-  if (!p->task_expired) {
-    p->task_expired = 1;
-    p->task_deadline = now + p->task_budget;
-    luaL_where(L, 1); /* where */
-    lua_pushfstring(L, "call exceeded its time budget of %d ms (%s)",
-                    p->opts.lua_call_timeout, lua_tostring(L, -1));
-    lua_remove(L, -2); /* msg */
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &limit_error_key) == LUA_TFUNCTION) {
-      lua_insert(L, -2); /* fn msg */
-      lua_call(L, 1, 1); /* err */
-    } else {
-      lua_pop(L, 1); /* msg */
+  if (!p->task_killed) {
+    if ((now = uv_hrtime()) < p->task_deadline)
+      return;
+    if (!p->task_expired) {
+      p->task_expired = 1;
+      p->task_deadline = now + p->task_budget;
+      if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
+        lua_pushfstring(L, "call exceeded its time budget of %d ms at %s:%d",
+                        p->opts.lua_call_timeout, ar->short_src,
+                        ar->currentline);
+      else
+        lua_pushfstring(L, "call exceeded its time budget of %d ms",
+                        p->opts.lua_call_timeout);
+      if (lua_rawgetp(L, LUA_REGISTRYINDEX, &limit_error_key) ==
+          LUA_TFUNCTION) {
+        lua_insert(L, -2); /* fn msg */
+        lua_call(L, 1, 1); /* err */
+      } else {
+        lua_pop(L, 1); /* msg */
+      }
+      lua_error(L);
     }
-    lua_error(L);
+    p->task_killed = 1;
   }
-  p->task_killed = 1;
-  p->task_deadline = 0;
+  /* In a coroutine of the task's own this yields to the task, whose next hook
+  ** yields the task itself. */
   lua_yield(L, 0);
 }
 
 /* Lua warnings (warn("a", "b")) go to the log, whole; "@off" and "@on" switch
- * them. */
+** them. */
 static void on_warn(void *ud, const char *msg, int tocont) {
   plume_t *p = ud;
   if (p->lua_warn.len == 0 && !tocont && msg[0] == '@') {
@@ -159,36 +162,45 @@ static int traceback(lua_State *L) {
   return 1;
 }
 
-/* Reads the error value of a Feathers error table (message, stack), if it is
- * one. */
-static const char *error_text(lua_State *co) {
-  const char *msg = lua_tostring(co, -1);
-  if (msg != NULL)
-    return msg;
-  if (lua_istable(co, -1)) {
-    if (lua_getfield(co, -1, "stack") == LUA_TSTRING)
-      return lua_tostring(co, -1);
-    lua_pop(co, 1);
-    if (lua_getfield(co, -1, "message") == LUA_TSTRING)
-      return lua_tostring(co, -1);
-    lua_pop(co, 1);
+/* Error text of a task: (err, co) -> message with co's traceback. Run
+** protected, since a __tostring metamethod may raise (CVE-2022-33099 class). */
+static int describe_error(lua_State *L) {
+  lua_State *co = lua_tothread(L, 2);
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL && lua_istable(L, 1)) {
+    if (lua_getfield(L, 1, "stack") == LUA_TSTRING ||
+        (lua_pop(L, 1), lua_getfield(L, 1, "message")) == LUA_TSTRING)
+      msg = lua_tostring(L, -1);
   }
-  if (luaL_callmeta(co, -1, "__tostring") && lua_isstring(co, -1))
-    return lua_tostring(co, -1);
-  return lua_pushfstring(co, "(error object is a %s value)",
-                         luaL_typename(co, -1));
+  if (msg == NULL && luaL_callmeta(L, 1, "__tostring") && lua_isstring(L, -1))
+    msg = lua_tostring(L, -1);
+  if (msg == NULL)
+    msg =
+        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  luaL_traceback(L, co, msg, 0); /* ... traceback */
+  return 1;
 }
 
 /* Logs the error at the top of co's stack with co's traceback. */
 static void log_task_error(plume_t *p, lua_State *co) {
   lua_State *L = p->L;
-  luaL_traceback(L, co, error_text(co), 0); /* L: ... traceback */
-  plume__log(p, PLUME__LOG_ERROR, "lua", "%s", lua_tostring(L, -1));
-  lua_pop(L, 1);
+  int top = lua_gettop(L);
+  luaL_checkstack(L, 4, NULL);
+  lua_pushcfunction(L, describe_error); /* describe */
+  lua_pushvalue(co, -1);
+  lua_xmove(co, L, 1); /* describe err */
+  lua_pushthread(co);
+  lua_xmove(co, L, 1); /* describe err co */
+  if (lua_pcall(L, 2, 1, 0) == LUA_OK && lua_isstring(L, -1))
+    plume__log(p, PLUME__LOG_ERROR, "lua", "%s", lua_tostring(L, -1));
+  else
+    plume__log(p, PLUME__LOG_ERROR, "lua",
+               "a task raised an error that cannot be shown");
+  lua_settop(L, top);
 }
 
 /* Unpins a finished task and keeps its coroutine for reuse when the pool has
- * room. */
+** room. */
 static void task_done(plume_t *p, lua_State *co, int reusable) {
   lua_State *L = p->L;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key); /* tasks */
@@ -213,8 +225,7 @@ static void task_done(plume_t *p, lua_State *co, int reusable) {
   plume__drain_check(p);
 }
 
-/* Ends a task that failed: logs why, closes its pending to-be-closed variables.
- */
+/* Ends a task that failed: logs why, closes its to-be-closed variables. */
 static int task_failed(plume_t *p, lua_State *co) {
   log_task_error(p, co);
   lua_closethread(co, p->L);
@@ -224,14 +235,16 @@ static int task_failed(plume_t *p, lua_State *co) {
 
 static int run(plume_t *p, lua_State *co, int nargs) {
   uint64_t saved_deadline = p->task_deadline;
-  int saved_expired = p->task_expired;
+  int saved_expired = p->task_expired, saved_capped = p->lua_capped;
   int nres, status, waiting, killed;
   p->task_waiting = 0;
   p->task_killed = 0;
   p->task_expired = 0;
   p->task_deadline = p->task_budget != 0 ? uv_hrtime() + p->task_budget : 0;
   p->task_depth++;
+  p->lua_capped = 1;
   status = lua_resume(co, p->L, nargs, &nres);
+  p->lua_capped = saved_capped;
   p->task_depth--;
   waiting = p->task_waiting;
   killed = p->task_killed;
@@ -262,7 +275,7 @@ static int run(plume_t *p, lua_State *co, int nargs) {
 }
 
 /* Pushes an idle coroutine onto L: one from the pool, or a new one with the
- * count hook. */
+** count hook. */
 static lua_State *task_thread(plume_t *p) {
   lua_State *L = p->L;
   lua_State *co;
@@ -286,12 +299,15 @@ static lua_State *task_thread(plume_t *p) {
 int plume__task_start(plume_t *p, int nargs) {
   lua_State *L = p->L;
   lua_State *co;
+  int saved_capped;
   if (p->task_depth >= MAX_DEPTH) {
     lua_pop(L, nargs + 1);
     plume__log(p, PLUME__LOG_ERROR, "lua",
                "task not started: %d task runs are nested already", MAX_DEPTH);
     return PLUME_ELUA;
   }
+  saved_capped = p->lua_capped;
+  p->lua_capped = 0; /* a spawn inside a task: pinning must not fail */
   luaL_checkstack(L, 4, NULL);
   co = task_thread(p);                           /* fn args... co */
   lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key); /* fn args... co tasks */
@@ -301,6 +317,7 @@ int plume__task_start(plume_t *p, int nargs) {
   lua_pop(L, 2);               /* fn args... */
   lua_xmove(L, co, nargs + 1); /* co: fn args... */
   p->lua_tasks++;
+  p->lua_capped = saved_capped;
   return run(p, co, nargs);
 }
 
@@ -328,7 +345,7 @@ int plume__task_wait(lua_State *L) {
 }
 
 /* core.set_limit_error(fn): fn(message) makes the error a time-budget overrun
- * raises. */
+** raises. */
 static int set_limit_error(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_settop(L, 1);
@@ -363,8 +380,7 @@ static int open_framework(lua_State *L) {
 }
 
 /* Opens the standard libraries and the registry slots, under protection (may
-*run out
-** of memory when the cap is tiny). */
+** run out of memory when the cap is tiny). */
 static int open_state(lua_State *L) {
   plume_t *p = lua_touserdata(L, 1);
   luaL_openlibs(L);
@@ -389,8 +405,7 @@ int plume__lua_init(plume_t *p) {
   L = lua_newstate(lua_alloc, p);
   if (L == NULL)
     return UV_ENOMEM;
-  /* Threads copy the main thread's extra space: the count hook finds p there.
-   */
+  /* Threads copy the main thread's extra space: the hook finds p there. */
   *(plume_t **)lua_getextraspace(L) = p;
   lua_atpanic(L, on_panic);
   lua_setwarnf(L, on_warn, p);
@@ -420,7 +435,7 @@ void plume__lua_close(plume_t *p) {
 }
 
 /* Pushes require("plume")[name] on the main thread; 0 with an error logged if
- * it fails. */
+** it fails. */
 static int push_framework_function(plume_t *p, const char *name) {
   lua_State *L = p->L;
   lua_getglobal(L, "require");

@@ -1,12 +1,9 @@
 /*
 ** main.c: the `plume` command (not part of libplume): serve an app folder,
-*scaffold one
-** (plume new), run its tests (plume test). Options come from the one option
-*table
-** (options.c), later wins: defaults < config/default.lua < config/<env>.lua <
-*PLUME_*
-** environment variables < command-line flags. SIGHUP reloads, SIGINT/SIGTERM
-*drain.
+** scaffold one (plume new), run its tests (plume test). Options come from the
+** one option table (options.c), later wins: defaults < config/default.lua <
+** config/<env>.lua < PLUME_* environment variables < command-line flags. SIGHUP
+** reloads, SIGINT/SIGTERM drain.
 */
 #include <limits.h>
 #include <signal.h>
@@ -86,8 +83,8 @@ static const char *option_type(const char *name) {
 }
 
 /* Applies the flags of argv[first..] to opts; the one positional argument is
-*the app
-** folder (or, for plume new, the name). Exits for --help and --version. */
+** the app folder (or, for plume new, the name). Exits for --help and
+** --version. */
 static int parse_args(int argc, char **argv, int first, plume_options_t *opts) {
   int i, have_dir = 0;
   for (i = first; i < argc; i++) {
@@ -164,8 +161,7 @@ static void find_lua_path(plume_options_t *opts) {
 /*
 ** The options of a run: defaults, then the config files of the app folder and
 ** environment that the environment and flags name, then the environment and
-*flags
-** again so that they win over the files.
+** flags again so that they win over the files.
 */
 static int build_options(int argc, char **argv, int first, int cmd,
                          plume_options_t *opts) {
@@ -221,7 +217,7 @@ static void watch_signal(uv_signal_t *h, int signum) {
 }
 
 /* plume new NAME: copies the app template through the framework
- * (plume.new_app). */
+** (plume.new_app). */
 static int scaffold(const char *dir) {
   lua_State *L = plume_lua(instance);
   int ok;
@@ -250,7 +246,7 @@ static int scaffold(const char *dir) {
 }
 
 /* plume test: runs require("plume").run_tests(dir) in a task once the app
- * listens. */
+** listens. */
 static void start_tests(const char *dir) {
   lua_State *L = plume_lua(instance);
   lua_getglobal(L, "require");

@@ -1,12 +1,10 @@
 /*
 ** reload.c: hot reload and configuration files (DESIGN.md §5, §6). uv_fs_event
-*watches
-** the app folder, services/ and config/; a timer debounces editor save storms
-*(~100 ms,
-** reliability.md §4.8 c) and hands the changed paths to the framework through
-** plume__lua_reload, which swaps services between calls. Config files are Lua
-*returning
-** a table; their option keys go through the one option table (options.c).
+** watches the app folder, services/ and config/; a timer debounces editor save
+** storms (~100 ms, reliability.md §4.8 c) and hands the changed paths to the
+** framework through plume__lua_reload, which swaps services between calls.
+** Config files are Lua returning a table; their option keys go through the one
+** option table (options.c).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +25,7 @@ enum { W_ROOT, W_SERVICES, W_CONFIG, NWATCH };
 static const char *const sub_dirs[NWATCH] = {"", "services", "config"};
 
 /* The watcher of one app folder. Owned by p->reload; freed when its handles
- * have closed. */
+** have closed. */
 typedef struct plume__reload_s {
   plume_t *p;
   uv_fs_event_t ev[NWATCH];
@@ -68,8 +66,7 @@ static void on_debounced(uv_timer_t *t) {
     free(changes[--n]);
 }
 
-/* A file name worth reloading for: *.lua, not hidden, not an editor's backup.
- */
+/* A file worth reloading for: *.lua, not hidden, not an editor's backup. */
 static int lua_file(const char *name) {
   size_t n = strlen(name);
   return n > 4 && name[0] != '.' && strcmp(name + n - 4, ".lua") == 0 &&
@@ -190,8 +187,7 @@ void plume__reload_all(plume_t *p) {
 /* {====== Config files */
 
 /* Sets the option named by the key at -2 from the value at -1. Returns 0, 1
-*when the
-** key is no option (an app setting), or PLUME_EOPTION with err set. */
+** when the key is no option (an app setting), or PLUME_EOPTION with err set. */
 static int set_option(lua_State *L, plume_options_t *o, const char *file,
                       char *err, size_t errlen) {
   const plume_option_info_t *info;

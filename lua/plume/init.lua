@@ -47,6 +47,15 @@ _M.exit = core.exit
 _M.now = core.hrtime
 
 
+-- A call that overruns its time budget fails with a GeneralError (the C runtime raises
+-- what this returns; set_limit_error exists only inside the runtime).
+if core.set_limit_error then
+  core.set_limit_error(function(msg)
+    return require("plume.errors").GeneralError(msg)
+  end)
+end
+
+
 -- plume.log("info", "message") or plume.log("warn", "subsystem", "message").
 function _M.log(level, a, b)
   if b == nil then
@@ -416,7 +425,6 @@ end
 -- with the file and line in the message.
 function _M.load_app(dir)
   local application = require "plume.application"
-  local errors = require "plume.errors"
   local app = application.new()
   _M.app = app
   state = { dir = dir, files = {} }
@@ -433,11 +441,6 @@ function _M.load_app(dir)
     core.log(level, "app", tostring(msg))
   end
 
-  if core.set_limit_error then
-    core.set_limit_error(function(msg)
-      return errors.GeneralError(msg)
-    end)
-  end
   app:hooks({ around = { all = { call_hook } } })
   add_app_path(dir)
 
