@@ -1219,6 +1219,15 @@ static void handle_packet(sio_client_t *cl) {
 /* ------------------------------------------------------------------------- */
 /* {====== The Engine.IO handler */
 
+/* The Engine.IO server under srv while this layer may free it: NULL after
+** io:close(), and once plume_close began (it frees every Engine.IO server of
+** the instance itself). */
+static plume__eio_server_t *own_eio(sio_server_t *srv) {
+  if (srv->p->closing)
+    srv->eio = NULL;
+  return srv->eio;
+}
+
 static sio_server_t *server_of(plume__eio_session_t *s) {
   return plume__eio_server_ud(plume__eio_session_server(s));
 }
@@ -1381,7 +1390,7 @@ static void on_server_timer(uv_timer_t *t) {
     unclose(cl);
     plume__eio_close(cl->s, "forced close");
   }
-  if (srv->close_requested && srv->eio != NULL) {
+  if (srv->close_requested && own_eio(srv) != NULL) {
     plume__eio_server_t *eio = srv->eio;
     srv->eio = NULL;
     plume__eio_server_free(eio);
@@ -1667,7 +1676,7 @@ static int server_gc(lua_State *L) {
     return 0;
   b->ptr = NULL;
   srv->L = NULL; /* from here on nothing calls Lua */
-  if (srv->eio != NULL) {
+  if (own_eio(srv) != NULL) {
     plume__eio_server_t *eio = srv->eio;
     srv->eio = NULL;
     plume__eio_server_free(eio);
@@ -1884,7 +1893,7 @@ static int core_sio_set(lua_State *L) {
 ** next loop turn, and the path is released. */
 static int core_sio_close(lua_State *L) {
   sio_server_t *srv = check_server(L, 1);
-  if (srv->eio != NULL) {
+  if (own_eio(srv) != NULL) {
     srv->close_requested = 1;
     arm_server_timer(srv);
   }
