@@ -280,6 +280,7 @@ static void on_close_poll(uv_timer_t *t) {
     return;
   uv_timer_stop(t);
   uv_close((uv_handle_t *)t, on_handle_freed);
+  p->drain = NULL;
   if (p->close_cb != NULL)
     p->close_cb(p);
 }
@@ -300,35 +301,34 @@ static void close_listeners(plume_t *p) {
   }
 }
 
-/* Step 3, then the wait for step 4. */
-static void finish_close(plume_t *p) {
-  uv_timer_t *poll;
+/* Step 3, second half, one loop turn after the framework's shutdown, so that
+** the servers it closed (Socket.IO closes its Engine.IO server on its next
+** turn) are gone: the Engine.IO servers left close their sessions, and
+** connections close once their output is written. */
+static void on_final(uv_timer_t *t) {
+  plume_t *p = t->data;
   plume__eio_server_t *srv;
-  if (p->drain != NULL) {
-    uv_timer_stop(p->drain);
-    uv_close((uv_handle_t *)p->drain, on_handle_freed);
-    p->drain = NULL;
-  }
+  while ((srv = p->eio_servers) != NULL)
+    plume__eio_server_free(srv);
+  plume__tcp_close_all(p);
+  plume__flush_all(p);
+  uv_check_stop(&p->flusher);
+  p->pending_closes++;
+  uv_close((uv_handle_t *)&p->flusher, on_closed_flusher);
+  uv_timer_start(t, on_close_poll, 0, 5);
+}
+
+/* Step 3, first half: the framework disconnects clients and tears services
+** down; waits still pending are cancelled. */
+static void finish_close(plume_t *p) {
+  p->drain_deadline = 0;
   if (p->lua_tasks > 0)
     plume__log(p, PLUME__LOG_WARN, "core",
                "shutdown: %d call(s) still running after %d ms, abandoned",
                p->lua_tasks, p->opts.shutdown_timeout);
   plume__lua_shutdown(p);
-  while ((srv = p->eio_servers) != NULL)
-    plume__eio_server_free(srv);
-  plume__tcp_close_all(p);
-  plume__flush_all(p);
   plume__async_cancel_all(p);
-  poll = malloc(sizeof(*poll));
-  if (poll != NULL) {
-    uv_timer_init(p->loop, poll);
-    poll->data = p;
-    p->pending_closes++;
-    uv_timer_start(poll, on_close_poll, 0, 5);
-  }
-  uv_check_stop(&p->flusher);
-  p->pending_closes++;
-  uv_close((uv_handle_t *)&p->flusher, on_closed_flusher);
+  uv_timer_start(p->drain, on_final, 0, 0);
 }
 
 /* Step 2: checks every 10 ms (and at once when a task ends, see
@@ -344,7 +344,7 @@ static void on_drain(uv_timer_t *t) {
 
 void plume__drain_check(plume_t *p) {
   /* Never on the caller's stack: it may be in a layer that shutdown frees. */
-  if (p->drain != NULL && p->lua_tasks == 0)
+  if (p->drain != NULL && p->drain_deadline != 0 && p->lua_tasks == 0)
     uv_timer_start(p->drain, on_drain, 0, 0);
 }
 
@@ -356,14 +356,19 @@ void plume_close(plume_t *p, void (*cb)(plume_t *p)) {
   close_listeners(p);
   plume__reload_stop(p);
   plume__async_stop_timers(p);
-  if (p->lua_tasks > 0 && p->opts.shutdown_timeout > 0 &&
-      (p->drain = malloc(sizeof(*p->drain))) != NULL) {
+  p->drain = malloc(sizeof(*p->drain));
+  if (p->drain == NULL) {
+    /* Without a timer nothing can wait: close what can be closed now. */
+    plume__tcp_close_all(p);
+    return;
+  }
+  uv_timer_init(p->loop, p->drain);
+  p->drain->data = p;
+  p->pending_closes++;
+  if (p->lua_tasks > 0 && p->opts.shutdown_timeout > 0) {
     plume__log(p, PLUME__LOG_INFO, "core",
                "shutting down: %d call(s) in flight, waiting up to %d ms",
                p->lua_tasks, p->opts.shutdown_timeout);
-    uv_timer_init(p->loop, p->drain);
-    p->drain->data = p;
-    p->pending_closes++;
     p->drain_deadline = uv_now(p->loop) + (uint64_t)p->opts.shutdown_timeout;
     uv_timer_start(p->drain, on_drain, 10, 0);
     return;
@@ -381,6 +386,7 @@ void plume_destroy(plume_t *p) {
       plume__log(p, PLUME__LOG_WARN, "core", "loop closed with live handles");
   }
   plume__buf_free(&p->lua_warn);
+  plume__static_free(p);
   free(p);
 }
 

@@ -74,6 +74,7 @@ struct plume__http_s {
   uint8_t depth;         /* inside feed: plume__http_free must defer */
   uint8_t dead;          /* plume__http_free ran while depth > 0 */
   uint8_t cl_count, te_count;
+  uint64_t started; /* uv_hrtime() at the request's first byte (access log) */
 };
 
 static void feed(plume__http_t *h, const char *data, size_t n,
@@ -186,6 +187,8 @@ static int respond(plume__conn_t *c, int status, const char *content_type,
   close_conn =
       !h->req.keep_alive || h->close_after || (h->eof && h->pending.len == 0);
   err = write_head(c, status, content_type, extra, n, close_conn);
+  plume__log_access(c->p, "http", llhttp_method_name(h->req.method), h->req.url,
+                    status, n, h->started);
   /* A HEAD answer states the length of the body it leaves out. */
   if (err == 0 && n > 0 && h->req.method != HTTP_HEAD && status != 304 &&
       status != 204)
@@ -659,6 +662,7 @@ static size_t consume(plume__http_t *h, const char *data, size_t n) {
         break;
       if (h->state == H_IDLE && h->scan != SC_START) {
         h->state = H_HEAD; /* the header deadline runs from the first byte */
+        h->started = uv_hrtime();
         arm(c, c->p->opts.header_timeout);
       }
       k = (size_t)sk;

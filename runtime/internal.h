@@ -642,8 +642,8 @@ struct plume_s {
   struct plume__wait_s *waits;     /* pending waits: sleeps, file and HTTP requests */
   struct plume__ptimer_s *timers;  /* plume.after / plume.every timers */
   struct plume__reload_s *reload;  /* the app folder watcher; NULL when not watching */
-  uv_timer_t *drain;          /* graceful shutdown: waits for tasks, then closes */
-  uint64_t drain_deadline;    /* uv_now() when the drain gives up on tasks */
+  uv_timer_t *drain;          /* shutdown's timer: drain, final step, close poll */
+  uint64_t drain_deadline;    /* uv_now() when the drain gives up; 0 once over */
   int exit_code;              /* what the `plume` command exits with */
 };
 
