@@ -625,6 +625,7 @@ struct plume_s {
   int log_level;
   int log_json;
   char public_dir[1024];      /* static files; empty: none */
+  struct plume__mount_s *mounts; /* more static folders, by URL prefix (static.c) */
   int task_waiting;           /* set by a plume wait just before it yields a task */
   int lua_tasks;              /* tasks started and not finished (for shutdown) */
   /* The living runtime: limits, waits, reload, shutdown (lua_bridge.c, lua_async.c,
@@ -659,6 +660,12 @@ void plume__tcp_close_all(plume_t *p);
 
 /* Serves a static file from p->public_dir for GET/HEAD, or answers 404 (static.c). */
 void plume__static_serve(plume_t *p, plume__conn_t *c, plume__http_req_t *r);
+/* Serves dir under the URL prefix ("/feathers/": starts and ends with '/') for the
+** paths public/ has no file for; mounting a prefix again replaces its folder. Returns 0,
+** PLUME_EOPTION or UV_ENOMEM. plume__static_free drops every mount (plume_destroy). */
+typedef struct plume__mount_s plume__mount_t;
+int plume__static_mount(plume_t *p, const char *prefix, const char *dir);
+void plume__static_free(plume_t *p);
 
 /* }====== */
 

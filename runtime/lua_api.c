@@ -472,6 +472,21 @@ static int session_closed(lua_State *L) {
   return 1;
 }
 
+/* core.static_mount(prefix, dir) -> true, or nil, err: dir's files are served
+** under the URL prefix ("/feathers/") when public/ has none of that path. */
+static int core_static_mount(lua_State *L) {
+  plume_t *p = plume__lua_instance(L);
+  const char *prefix = luaL_checkstring(L, 1), *dir = luaL_checkstring(L, 2);
+  int err = p != NULL ? plume__static_mount(p, prefix, dir) : PLUME_ESTATE;
+  if (err != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, plume_strerror(err));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* }====== */
 
 static const luaL_Reg session_methods[] = {{"send", session_send},
@@ -487,6 +502,7 @@ static const luaL_Reg core_functions[] = {{"log", core_log},
                                           {"list_dir", core_list_dir},
                                           {"sleep", core_sleep},
                                           {"eio_attach", core_eio_attach},
+                                          {"static_mount", core_static_mount},
                                           {NULL, NULL}};
 
 /* The JSON depth cap comes from the instance's options; stock Lua (the rock) has none. */

@@ -3,7 +3,9 @@
 ** http.c takes for any path no Engine.IO server owns. Paths are percent-decoded
 ** and confined to the folder (no "..", no NUL, realpath prefix check); contents
 ** are read on the loop's thread pool and sent as one shared block; an ETag from
-** size and mtime answers If-None-Match.
+** size and mtime answers If-None-Match. Folders mounted under a URL prefix
+** (plume__static_mount: the Feathers browser client at /feathers/) are looked
+** at when public/ has no such file.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -103,12 +105,54 @@ static int decode_path(plume_slice_t path, char *out, size_t cap) {
   return 0;
 }
 
-/* Resolves rel under the public folder into out (PATH_MAX) and checks that
-** the result, symlinks followed, is still inside it. Returns 0 or -1. */
-static int resolve(plume_t *p, const char *rel, char *out) {
+/* A folder served under a URL prefix. */
+struct plume__mount_s {
+  plume__mount_t *next;
+  char *prefix; /* starts and ends with '/' */
+  size_t prefix_len;
+  char *dir;
+};
+
+int plume__static_mount(plume_t *p, const char *prefix, const char *dir) {
+  plume__mount_t *m;
+  size_t n = strlen(prefix);
+  if (n < 2 || prefix[0] != '/' || prefix[n - 1] != '/' || dir[0] == '\0' ||
+      strlen(dir) >= PATH_MAX)
+    return PLUME_EOPTION;
+  for (m = p->mounts; m != NULL; m = m->next)
+    if (strcmp(m->prefix, prefix) == 0)
+      break;
+  if (m == NULL) {
+    m = calloc(1, sizeof(*m));
+    if (m == NULL || (m->prefix = strdup(prefix)) == NULL) {
+      free(m);
+      return UV_ENOMEM;
+    }
+    m->prefix_len = n;
+    m->next = p->mounts;
+    p->mounts = m;
+  }
+  free(m->dir);
+  m->dir = strdup(dir);
+  return m->dir != NULL ? 0 : UV_ENOMEM;
+}
+
+void plume__static_free(plume_t *p) {
+  while (p->mounts != NULL) {
+    plume__mount_t *m = p->mounts;
+    p->mounts = m->next;
+    free(m->prefix);
+    free(m->dir);
+    free(m);
+  }
+}
+
+/* Resolves rel under the folder dir into out (PATH_MAX) and checks that the
+** result, symlinks followed, is still inside it. Returns 0 or -1. */
+static int resolve(const char *dir, const char *rel, char *out) {
   char root[PATH_MAX], full[PATH_MAX];
   size_t n;
-  if (realpath(p->public_dir, root) == NULL)
+  if (dir == NULL || realpath(dir, root) == NULL)
     return -1;
   if (snprintf(full, sizeof(full), "%s%s", root, rel) >= (int)sizeof(full))
     return -1;
@@ -178,20 +222,21 @@ static void on_read(uv_fs_t *req) {
     finish_read(f, 1);
 }
 
-/* Opens path for reading; a directory is replaced by its index.html
+/* Opens rel under dir for reading; a directory is replaced by its index.html
 ** (re-resolved, so a symlinked index cannot lead outside). Returns the fd or
 ** -1. */
-static int open_file(plume_t *p, const char *rel, char *path, struct stat *st) {
+static int open_file(const char *dir, const char *rel, char *path,
+                     struct stat *st) {
   char index[PATH_MAX];
   int fd;
-  if (resolve(p, rel, path) != 0)
+  if (resolve(dir, rel, path) != 0)
     return -1;
   if (stat(path, st) != 0)
     return -1;
   if (S_ISDIR(st->st_mode)) {
     if (snprintf(index, sizeof(index), "%s/index.html", rel) >=
             (int)sizeof(index) ||
-        resolve(p, index, path) != 0 || stat(path, st) != 0)
+        resolve(dir, index, path) != 0 || stat(path, st) != 0)
       return -1;
   }
   if (!S_ISREG(st->st_mode))
@@ -203,6 +248,20 @@ static int open_file(plume_t *p, const char *rel, char *path, struct stat *st) {
     close(fd);
     return -1;
   }
+  return fd;
+}
+
+/* Opens rel from public/, else from the mount whose prefix starts it (the
+** rest of the path, from its slash, is looked up in the mounted folder). */
+static int open_served(plume_t *p, const char *rel, char *path,
+                       struct stat *st) {
+  plume__mount_t *m;
+  int fd = -1;
+  if (p->public_dir[0] != '\0')
+    fd = open_file(p->public_dir, rel, path, st);
+  for (m = p->mounts; fd < 0 && m != NULL; m = m->next)
+    if (strncmp(rel, m->prefix, m->prefix_len) == 0)
+      fd = open_file(m->dir, rel + m->prefix_len - 1, path, st);
   return fd;
 }
 
@@ -226,7 +285,7 @@ void plume__static_serve(plume_t *p, plume__conn_t *c, plume__http_req_t *r) {
     answer_text(c, 405, "Allow: GET, HEAD\r\n");
     return;
   }
-  if (p->public_dir[0] == '\0') {
+  if (p->public_dir[0] == '\0' && p->mounts == NULL) {
     answer_text(c, 404, NULL);
     return;
   }
@@ -234,7 +293,7 @@ void plume__static_serve(plume_t *p, plume__conn_t *c, plume__http_req_t *r) {
     answer_text(c, 400, NULL);
     return;
   }
-  fd = open_file(p, rel, path, &st);
+  fd = open_served(p, rel, path, &st);
   if (fd < 0) {
     answer_text(c, 404, NULL);
     return;

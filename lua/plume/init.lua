@@ -479,6 +479,15 @@ function _M.load_app(dir)
     local io = socketio.attach(app, type(sio_options) == "table" and sio_options or {})
     app.io = io
     transport.setup(app, io)
+
+    -- The Feathers browser client at /feathers/feathers.js, found and served the way
+    -- Socket.IO serves /socket.io/socket.io.js (public/ may hold its own copy).
+    local feathers_dist = io:serveClient()
+      and socketio.find_dist(app, "@feathersjs/client", "feathers.js",
+                             { "/usr/share/nodejs/@feathersjs/client/dist" })
+    if feathers_dist then
+      core.static_mount("/feathers/", feathers_dist)
+    end
   end
 
   app:setup()

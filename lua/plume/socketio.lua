@@ -1401,9 +1401,10 @@ local function read_version(dist)
 end
 
 
--- The folder of the browser bundle: node_modules of the app folder and its parents,
--- the repository's tests/node_modules, then the system locations.
-local function find_client(app)
+-- find_dist(app, package, file, system_dirs) -> the dist/ folder of an npm package's
+-- browser bundle (the one holding file): node_modules of the app folder and its
+-- parents, the repository's tests/node_modules, then system_dirs; nil when none has it.
+function _M.find_dist(app, package, file, system_dirs)
   local dirs = {}
   local dir = app and app.get and app:get("app_dir")
   if type(dir) == "string" then
@@ -1413,7 +1414,7 @@ local function find_client(app)
     end
     dir = dir:gsub("/+$", "")
     while dir ~= "" do
-      dirs[#dirs + 1] = dir .. "/node_modules/socket.io-client/dist"
+      dirs[#dirs + 1] = dir .. "/node_modules/" .. package .. "/dist"
       local up = dir:match("^(.*)/[^/]*$")
       if not up or up == dir then
         break
@@ -1424,15 +1425,25 @@ local function find_client(app)
   local source = debug.getinfo(1, "S").source
   local root = source:match("^@(.*)/lua/plume/socketio%.lua$")
   if root then
-    dirs[#dirs + 1] = root .. "/tests/node_modules/socket.io-client/dist"
+    dirs[#dirs + 1] = root .. "/tests/node_modules/" .. package .. "/dist"
   end
-  for _, d in ipairs(_M.CLIENT_DIRS) do
+  for _, d in ipairs(system_dirs or {}) do
     dirs[#dirs + 1] = d
   end
   for _, d in ipairs(dirs) do
-    if file_exists(d .. "/socket.io.js") then
-      return d, read_version(d) or "0"
+    if file_exists(d .. "/" .. file) then
+      return d
     end
+  end
+  return nil
+end
+
+
+-- The folder of socket.io-client's bundle and its version.
+local function find_client(app)
+  local dir = _M.find_dist(app, "socket.io-client", "socket.io.js", _M.CLIENT_DIRS)
+  if dir then
+    return dir, read_version(dir) or "0"
   end
   return nil
 end
