@@ -145,7 +145,10 @@ void plume__log_access(plume_t *p, const char *kind, const char *method,
   } else {
     plume__buf_appendf(&b, "%s %s ", kind, method);
     append_text(&b, path.p != NULL ? path.p : "", path.n);
-    plume__buf_appendf(&b, " %d %zuB %.3fms", status, bytes, ms);
+    if (strcmp(kind, "http") == 0)
+      plume__buf_appendf(&b, " %d %zuB %.3fms", status, bytes, ms);
+    else
+      plume__buf_appendf(&b, " %d %.3fms", status, ms);
   }
   end_line(p, &b);
 }

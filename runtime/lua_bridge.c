@@ -34,6 +34,8 @@ static const char tasks_key =
 static const char pool_key =
     'o'; /* table: array of idle coroutines for reuse */
 static const char limit_error_key = 'e'; /* function(message) -> error value */
+static const char reported_key =
+    'r'; /* table: an error already logged by Lua */
 
 plume_t *plume__lua_instance(lua_State *L) {
   plume_t *p;
@@ -184,7 +186,12 @@ static int describe_error(lua_State *L) {
 /* Logs the error at the top of co's stack with co's traceback. */
 static void log_task_error(plume_t *p, lua_State *co) {
   lua_State *L = p->L;
-  int top = lua_gettop(L);
+  int top = lua_gettop(L), reported;
+  lua_rawgetp(co, LUA_REGISTRYINDEX, &reported_key); /* err reported */
+  reported = lua_rawequal(co, -1, -2);
+  lua_pop(co, 1); /* err */
+  if (reported)
+    return; /* core.reported: the framework logged it already */
   luaL_checkstack(L, 4, NULL);
   lua_pushcfunction(L, describe_error); /* describe */
   lua_pushvalue(co, -1);
@@ -372,6 +379,10 @@ static int open_framework(lua_State *L) {
   luaL_requiref(L, "plume.core", luaopen_plume_core, 0); /* core */
   lua_pushcfunction(L, set_limit_error);
   lua_setfield(L, -2, "set_limit_error"); /* core.set_limit_error = fn */
+  lua_newtable(L);                        /* core reported */
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &reported_key);
+  lua_setfield(L, -2, "reported"); /* core.reported = reported */
   lua_pop(L, 1);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "plume");

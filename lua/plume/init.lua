@@ -209,16 +209,24 @@ local function lua_files(dir)
 end
 
 
+-- Traceback of an error in an app file, without the framework frames below it.
+local function app_traceback(err)
+  local text = traceback(tostring(err), 2)
+  return (text:gsub("\n%s*%[C%]: in function 'xpcall'.*$", ""))
+end
+
+
 -- Runs Lua source in a fresh environment whose globals fall back to _G, so a file cannot
--- leak globals into others. Returns what it returns, or nil, err (with file and line).
-local function run_source(source, path)
+-- leak globals into others. name is how messages call it (a path relative to the app
+-- folder: "services/messages.lua:12: ..."). Returns what it returns, or nil, err.
+local function run_source(source, name)
   local env = setmetatable({}, { __index = _G })
-  local chunk, err = load(source, "@" .. path, "t", env)
+  local chunk, err = load(source, "@" .. name, "t", env)
   if not chunk then
     return nil, err
   end
 
-  local ok, result = xpcall(chunk, traceback)
+  local ok, result = xpcall(chunk, app_traceback)
   if not ok then
     return nil, tostring(result)
   end
@@ -264,13 +272,13 @@ function _M.load_config(dir, env)
     local path = dir .. "/config/" .. name .. ".lua"
     local source = read_file(path)
     if source ~= nil then
-      local t, err = run_source(source, path)
+      local t, err = run_source(source, "config/" .. name .. ".lua")
       if t == nil and err ~= nil then
         return nil, err
       end
 
       if type(t) ~= "table" then
-        return nil, path .. ": must return a table of settings"
+        return nil, "config/" .. name .. ".lua: must return a table of settings"
       end
 
       merge(settings, t)
@@ -421,9 +429,27 @@ local function clear_app_modules(dir)
 end
 
 
+-- A start-up failure whose message says it all (file and line, a traceback when
+-- the file raised at run time): load_app logs it without another traceback.
+local LoadError = {}
+
+
+local function fail(msg)
+  error(setmetatable({ message = msg }, LoadError), 0)
+end
+
+
+local function load_traceback(err)
+  if getmetatable(err) == LoadError then
+    return err.message
+  end
+  return app_traceback(err)
+end
+
+
 -- Loads an app folder. Errors in config, app.lua or a service file stop the start-up
 -- with the file and line in the message.
-function _M.load_app(dir)
+local function load_app(dir)
   local application = require "plume.application"
   local app = application.new()
   _M.app = app
@@ -432,7 +458,10 @@ function _M.load_app(dir)
   local env = option("env") or os.getenv("PLUME_ENV") or "development"
   app:set("app_dir", dir)
   app:set("env", env)
-  local settings = assert(_M.load_config(dir, env))
+  local settings, cerr = _M.load_config(dir, env)
+  if not settings then
+    fail(cerr)
+  end
   apply_settings(app, settings)
   app:set("host", option("host"))
   app:set("port", tonumber(option("port")))
@@ -448,11 +477,14 @@ function _M.load_app(dir)
   local source = read_file(path)
   if source ~= nil then
     state.app_source = source
-    local configure = assert(run_source(source, path))
+    local configure, err = run_source(source, "app.lua")
+    if err then
+      fail(err)
+    end
     if type(configure) == "function" then
       configure(app)
     elseif configure ~= nil then
-      error(path .. " must return a function(app)")
+      fail("app.lua must return a function(app)")
     end
   end
 
@@ -461,10 +493,13 @@ function _M.load_app(dir)
   for _, file in ipairs(lua_files(services_dir)) do
     local file_path = services_dir .. "/" .. file
     local text = read_file(file_path)
-    local def = assert(run_source(text or "", file_path))
+    local def, lerr = run_source(text or "", "services/" .. file)
+    if lerr then
+      fail(lerr)
+    end
     local ok, err = _M.use_service(app, file:sub(1, -5), def)
     if not ok then
-      error(file_path .. ": " .. tostring(err))
+      fail("services/" .. file .. ": " .. tostring(err))
     end
     state.files[file] = { path = ok, def = def, source = text }
     nservices = nservices + 1
@@ -492,6 +527,24 @@ function _M.load_app(dir)
 
   app:setup()
   return app
+end
+
+
+function _M.load_app(dir)
+  local ok, result = xpcall(load_app, load_traceback, dir)
+  if ok then
+    local names = {}
+    for file, entry in pairs(state.files) do
+      names[#names + 1] = entry.path .. " (services/" .. file .. ")"
+    end
+    table_sort(names)
+    log("info", "app", "loaded " .. dir .. " (env " .. tostring(result:get("env"))
+        .. "): " .. (#names > 0 and table.concat(names, ", ") or "no services"))
+    return result
+  end
+
+  log("error", "app", "cannot load " .. dir .. ": " .. tostring(result))
+  error(core.reported or result, 0)
 end
 
 
@@ -549,7 +602,7 @@ local function reload_service(app, file)
     return true
   end
 
-  local def, err = run_source(source, full)
+  local def, err = run_source(source, "services/" .. file)
   if def == nil then
     return reload_failed(file, err or "the file returned nothing")
   end
