@@ -1220,10 +1220,10 @@ static void handle_packet(sio_client_t *cl) {
 /* {====== The Engine.IO handler */
 
 /* The Engine.IO server under srv while this layer may free it: NULL after
-** io:close(), and once plume_close began (it frees every Engine.IO server of
-** the instance itself). */
+** io:close(), and once plume_close freed every Engine.IO server left (it does
+** so in one go, so an empty list during a shutdown means ours went too). */
 static plume__eio_server_t *own_eio(sio_server_t *srv) {
-  if (srv->p->closing)
+  if (srv->p->closing && srv->p->eio_servers == NULL)
     srv->eio = NULL;
   return srv->eio;
 }

@@ -1,16 +1,31 @@
 /*
-** test_socketio.c: the Socket.IO packet codec of socketio.c. Every decoder
-** input of reliability.md §1.2 and §4.4 #24-#30, the suite's packets
-** (protocol.md §9.2, §4.4), ack id limits, namespaces, attachment reassembly,
-** the encoder outputs of §3.3 and §7, and the Lua glue that turns payloads into
-** Lua values and back, byte for byte.
+** test_socketio.c: the Socket.IO packet codec (socketio_codec.c) and the
+** sessions of socketio.c. Codec: every decoder input of reliability.md §1.2
+** and §4.4 #24-#30, the suite's packets (protocol.md §9.2, §4.4), ack ids,
+** namespaces, attachment reassembly, the encoder outputs of §3.3 and §7, the
+** Lua glue byte for byte. Sessions: socketio.c over an in-memory Engine.IO
+** (its calls renamed to the stubs below) under a real instance and the
+** plume.socketio API (§4, §7; style.md D.7 registry check).
 */
-#include <lauxlib.h>
+#define plume__eio_server_new lb_eio_server_new
+#define plume__eio_server_free lb_eio_server_free
+#define plume__eio_server_ud lb_eio_server_ud
+#define plume__eio_session_server lb_eio_session_server
+#define plume__eio_get_ud lb_eio_get_ud
+#define plume__eio_set_ud lb_eio_set_ud
+#define plume__eio_send lb_eio_send
+#define plume__eio_send_shared lb_eio_send_shared
+#define plume__eio_close lb_eio_close
+#define plume__eio_sid lb_eio_sid
+#define plume__eio_protocol lb_eio_protocol
+#define plume__eio_transport lb_eio_transport
+#define plume__eio_handshake lb_eio_handshake
+#define plume__eio_remote_address lb_eio_remote_address
+#include "../../runtime/socketio.c"
+
 #include <lualib.h>
-#include <stdlib.h>
 
 #include "check.h"
-#include "internal.h"
 
 #define PH(n) "{\"_placeholder\":true,\"num\":" #n "}"
 
@@ -641,6 +656,533 @@ static void test_lua_glue(void) {
   plume__json_enc_free(&e);
 }
 
+/* ------------------------------------------------------------------------- */
+/* {====== Sessions: socketio.c over an in-memory Engine.IO */
+
+/* A fake Engine.IO session: what the layer above sent, and its close. */
+struct plume__eio_session_s {
+  plume__eio_server_t *srv;
+  void *ud;
+  int proto, transport;
+  int closed; /* lb_eio_close ran */
+  char reason[32];
+  char sid[24];
+  plume__buf_t out;               /* "T:text\n" / "B:hex\n" per message */
+  const plume__shared_t *last[4]; /* the last shared blocks sent */
+  plume__http_req_t hs;
+  plume__header_t hdrs[2];
+};
+
+struct plume__eio_server_s {
+  plume__eio_handler_t h;
+  void *ud;
+};
+
+static plume__eio_server_t *fake_srv;
+static int nsids;
+
+int plume__eio_server_new(plume_t *p, const plume__eio_config_t *cfg,
+                          const plume__eio_handler_t *h, void *ud,
+                          plume__eio_server_t **out) {
+  fake_srv = calloc(1, sizeof(*fake_srv));
+  fake_srv->h = *h;
+  fake_srv->ud = ud;
+  *out = fake_srv;
+  return 0;
+}
+
+void plume__eio_server_free(plume__eio_server_t *srv) {
+  CHECK(!"the Engine.IO server is plume_close's to free");
+}
+
+void *plume__eio_server_ud(plume__eio_server_t *srv) {
+  return srv->ud;
+}
+
+plume__eio_server_t *plume__eio_session_server(const plume__eio_session_t *s) {
+  return s->srv;
+}
+
+void *plume__eio_get_ud(const plume__eio_session_t *s) {
+  return s->ud;
+}
+
+void plume__eio_set_ud(plume__eio_session_t *s, void *ud) {
+  s->ud = ud;
+}
+
+static void record(plume__eio_session_t *s, int binary, const char *p,
+                   size_t n) {
+  size_t i;
+  plume__buf_append(&s->out, binary ? "B:" : "T:", 2);
+  for (i = 0; i < n; i++) {
+    if (binary)
+      plume__buf_appendf(&s->out, "%02x", (unsigned char)p[i]);
+    else
+      plume__buf_appendc(&s->out, p[i]);
+  }
+  plume__buf_appendc(&s->out, '\n');
+  plume__buf_appendc(&s->out, '\0');
+  s->out.len--;
+}
+
+int plume__eio_send(plume__eio_session_t *s, int binary, const void *p,
+                    size_t n) {
+  if (s->closed)
+    return PLUME_ECLOSED;
+  record(s, binary, p, n);
+  return 0;
+}
+
+int plume__eio_send_shared(plume__eio_session_t *s, int binary,
+                           plume__shared_t *sh) {
+  if (s->closed)
+    return PLUME_ECLOSED;
+  memmove(s->last + 1, s->last, 3 * sizeof(s->last[0]));
+  s->last[0] = sh;
+  if (binary)
+    record(s, 1, sh->data, sh->len);
+  else
+    record(s, 0, sh->data + 1, sh->len - 1); /* without the "4" */
+  return 0;
+}
+
+void plume__eio_close(plume__eio_session_t *s, const char *reason) {
+  if (!s->closed)
+    snprintf(s->reason, sizeof(s->reason), "%s", reason);
+  s->closed = 1;
+}
+
+const char *plume__eio_sid(const plume__eio_session_t *s) {
+  return s->sid;
+}
+int plume__eio_protocol(const plume__eio_session_t *s) {
+  return s->proto;
+}
+int plume__eio_transport(const plume__eio_session_t *s) {
+  return s->transport;
+}
+const plume__http_req_t *plume__eio_handshake(const plume__eio_session_t *s) {
+  return &s->hs;
+}
+const char *plume__eio_remote_address(const plume__eio_session_t *s) {
+  return "127.0.0.1";
+}
+
+static plume_t *P;
+static lua_State *PL;
+
+static plume__eio_session_t *open_session(int proto) {
+  static const char url[] = "/socket.io/?EIO=4&transport=websocket&x=a%20b";
+  plume__eio_session_t *s = calloc(1, sizeof(*s));
+  s->srv = fake_srv;
+  s->proto = proto;
+  s->transport = PLUME__EIO_WEBSOCKET;
+  snprintf(s->sid, sizeof(s->sid), "sid%08d", ++nsids);
+  s->hs.method = HTTP_GET;
+  s->hs.url.p = url;
+  s->hs.url.n = sizeof(url) - 1;
+  s->hs.query.p = url + 12;
+  s->hs.query.n = sizeof(url) - 13;
+  s->hdrs[0].name.p = "X-Test";
+  s->hdrs[0].name.n = 6;
+  s->hdrs[0].value.p = "yes";
+  s->hdrs[0].value.n = 3;
+  s->hs.headers = s->hdrs;
+  s->hs.nheaders = 1;
+  fake_srv->h.on_open(s);
+  return s;
+}
+
+static void recv_text(plume__eio_session_t *s, const char *text) {
+  fake_srv->h.on_message(s, 0, text, strlen(text));
+}
+
+static void recv_bin(plume__eio_session_t *s, const char *p, size_t n) {
+  fake_srv->h.on_message(s, 1, p, n);
+}
+
+/* What the session got since the last call (consumed). */
+static const char *taken(plume__eio_session_t *s) {
+  static char out[4096];
+  snprintf(out, sizeof(out), "%.*s", (int)s->out.len, s->out.p ? s->out.p : "");
+  s->out.len = 0;
+  return out;
+}
+
+/* The session ends as engineio.c ends it: on_close, then it is gone. */
+static void end_session(plume__eio_session_t *s, const char *reason) {
+  fake_srv->h.on_close(s, reason);
+  plume__buf_free(&s->out);
+  free(s);
+}
+
+/* Checks what s got since the last look (taken once: a macro argument may be
+** evaluated more than once). */
+#define LOG_IS(want)                                                           \
+  do {                                                                         \
+    const char *got_ = lua_run("return table.concat(log, ',')");               \
+    CHECK_STR(got_, want);                                                     \
+  } while (0)
+
+#define EXPECT(s, want)                                                        \
+  do {                                                                         \
+    const char *got_ = taken(s);                                               \
+    CHECK_STR(got_, want);                                                     \
+  } while (0)
+
+static void on_stop(uv_timer_t *t) {
+  uv_stop(t->loop);
+}
+
+static void run_ms(int ms) {
+  uv_timer_t t;
+  uv_timer_init(plume_loop(P), &t);
+  uv_timer_start(&t, on_stop, (uint64_t)ms, 0);
+  uv_run(plume_loop(P), UV_RUN_DEFAULT);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(plume_loop(P), UV_RUN_NOWAIT);
+}
+
+static const char *lua_run(const char *chunk) {
+  static char out[1024];
+  size_t n;
+  const char *r;
+  lua_settop(PL, 0);
+  if (luaL_loadstring(PL, chunk) != LUA_OK ||
+      lua_pcall(PL, 0, 1, 0) != LUA_OK) {
+    snprintf(out, sizeof(out), "error: %s", lua_tostring(PL, -1));
+  } else {
+    r = luaL_tolstring(PL, -1, &n);
+    snprintf(out, sizeof(out), "%.*s", (int)n, r);
+  }
+  lua_settop(PL, 0);
+  return out;
+}
+
+/* The app every session test talks to. */
+static const char app[] =
+    "local socketio = require 'plume.socketio' "
+    "local json = require 'plume.json' "
+    "io = socketio.attach(nil, { connectTimeout = 40 }) "
+    "log = {} "
+    "io:use(function(socket, next) "
+    "  if socket.handshake.auth.token == 'bad' then "
+    "    next({ message = 'no', data = { code = 1 } }) "
+    "  else next() end "
+    "end) "
+    "io:on('connection', function(socket) "
+    "  socket:emit('hello', socket.id) "
+    "  socket:on('echo', function(...) local t = table.pack(...) "
+    "    return table.unpack(t, 1, t.n - 1) end) "
+    "  socket:on('hs', function() local h = socket.handshake "
+    "    return h.query.x, h.headers['x-test'], h.address end) "
+    "  socket:on('join', function(room) socket:join(room) return true end) "
+    "  socket:on('shout', function(room, msg) io:to(room):emit('news', msg) "
+    "end) "
+    "  socket:on('ask', function() "
+    "    local err, a = socket:timeout(30):emitWithAck('q') "
+    "    socket:emit('answer', err or json.null, a or json.null) end) "
+    "  socket:on('ask-all', function(room) "
+    "    io:to(room):timeout(30):emit('q', function(err, r) "
+    "      socket:emit('answers', err or json.null, r) end) end) "
+    "  socket:on('kick', function() socket:disconnect() end) "
+    "  socket:on('disconnecting', function(reason) "
+    "    log[#log + 1] = 'disconnecting ' .. tostring(socket.rooms[socket.id]) "
+    "end) "
+    "  socket:on('disconnect', function(reason) log[#log + 1] = reason end) "
+    "end) "
+    "io:of('/admin'):on('connection', function(socket) "
+    "  socket:emit('welcome', socket.nsp.name) end) "
+    "io:of('^/dyn%-%d+$'):on('connection', function(socket) "
+    "  socket:emit('welcome', socket.nsp.name) end) "
+    "return 'ok'";
+
+static void setup(void) {
+  plume_options_t o;
+  plume_options_init(&o);
+  plume_options_set(&o, "lua_path", "lua");
+  plume_options_set(&o, "log_level", "error");
+  P = NULL;
+  if (plume_new(&P, NULL, &o) != 0) {
+    CHECK(!"plume_new (run from the repository root)");
+    return;
+  }
+  PL = plume_lua(P);
+  {
+    const char *r = lua_run(app); /* a static buffer: read before reuse */
+    if (strcmp(r, "ok") != 0)
+      printf("# %s\n", r);
+    CHECK_STR(r, "ok");
+  }
+}
+
+static void on_closed(plume_t *p) {}
+
+static void teardown(void) {
+  plume_close(P, on_closed);
+  uv_run(plume_loop(P), UV_RUN_DEFAULT);
+  plume_destroy(P);
+  free(fake_srv);
+  fake_srv = NULL;
+  P = NULL;
+}
+
+/* "40" and its reply, and returns the socket id (from the hello event). */
+static const char *connect_main(plume__eio_session_t *s, char id[32]) {
+  const char *got;
+  recv_text(s, "0");
+  got = taken(s);
+  CHECK(strncmp(got, "T:0{\"sid\":\"", 11) == 0);
+  snprintf(id, 32, "%.20s", got + 11);
+  return got;
+}
+
+static void test_session_connect(void) {
+  plume__eio_session_t *s;
+  char id[32];
+  setup();
+  if (P == NULL)
+    return;
+  s = open_session(4);
+  EXPECT(s, "");
+  connect_main(s, id);
+  CHECK_EQ(strlen(id), 20);
+  CHECK(strcmp(id, s->sid) != 0);
+  /* the CONNECT reply first, then what the connection handler sent */
+  recv_text(s, "21[\"hs\"]");
+  EXPECT(s, "T:31[\"a b\",\"yes\",\"127.0.0.1\"]\n");
+  /* a client ack: the handler's return values, [] and {} kept */
+  recv_text(s, "27[\"echo\",1,[],{},null,1.5]");
+  EXPECT(s, "T:37[1,[],{},null,1.5]\n");
+  /* the same namespace twice: the whole connection goes */
+  recv_text(s, "0");
+  CHECK(s->closed);
+  CHECK_STR(s->reason, "forced close");
+  end_session(s, "forced close");
+  LOG_IS("disconnecting true,forced close");
+  teardown();
+}
+
+static void test_session_namespaces(void) {
+  plume__eio_session_t *s;
+  char id[32];
+  setup();
+  if (P == NULL)
+    return;
+  s = open_session(4);
+  recv_text(s, "0{\"token\":\"bad\"}");
+  EXPECT(s, "T:4{\"message\":\"no\",\"data\":{\"code\":1}}\n");
+  recv_text(s, "0/nope,");
+  EXPECT(s, "T:4/nope,{\"message\":\"Invalid namespace\"}\n");
+  recv_text(s, "0/dyn-x");
+  EXPECT(s, "T:4/dyn-x,{\"message\":\"Invalid namespace\"}\n");
+  recv_text(s, "0/admin");
+  {
+    const char *g = taken(s);
+    CHECK(strncmp(g, "T:0/admin,{\"sid\":\"", 18) == 0);
+  }
+  recv_text(s, "0/dyn-12");
+  {
+    const char *g = taken(s);
+    CHECK(strstr(g, "T:2/dyn-12,[\"welcome\",\"/dyn-12\"]\n") != NULL);
+  }
+  connect_main(s, id);
+  /* events of a namespace not joined close the connection */
+  CHECK(!s->closed);
+  recv_text(s, "1/admin,");
+  EXPECT(s, "");
+  recv_text(s, "2/admin,[\"x\"]");
+  CHECK(s->closed);
+  end_session(s, "forced close");
+  LOG_IS("disconnecting true,forced close");
+  teardown();
+}
+
+static void test_session_v3(void) {
+  plume__eio_session_t *s;
+  const char *got;
+  char want[128];
+  setup();
+  if (P == NULL)
+    return;
+  s = open_session(3);
+  got = taken(s);
+  snprintf(want, sizeof(want), "T:0\nT:2[\"hello\",\"%s\"]\n", s->sid);
+  CHECK_STR(got, want);
+  recv_text(s, "0/admin?token=abc");
+  EXPECT(s, "T:0/admin,\nT:2/admin,[\"welcome\",\"/admin\"]\n");
+  recv_text(s, "0/nope?x=1");
+  EXPECT(s, "T:4/nope,{\"message\":\"Invalid namespace\"}\n");
+  end_session(s, "transport close");
+  teardown();
+}
+
+static void test_session_broadcast(void) {
+  plume__eio_session_t *a, *b, *c;
+  char id[32];
+  setup();
+  if (P == NULL)
+    return;
+  a = open_session(4);
+  b = open_session(4);
+  c = open_session(4);
+  connect_main(a, id);
+  connect_main(b, id);
+  connect_main(c, id);
+  recv_text(a, "21[\"join\",\"r\"]");
+  recv_text(b, "22[\"join\",\"r\"]");
+  EXPECT(a, "T:31[true]\n");
+  EXPECT(b, "T:32[true]\n");
+  recv_text(c, "51-[\"shout\",\"r\"," PH(0) "]");
+  recv_bin(c, "\x01\x02", 2);
+  /* one encoding: the very same blocks for both */
+  EXPECT(a, "T:51-[\"news\"," PH(0) "]\nB:0102\n");
+  EXPECT(b, "T:51-[\"news\"," PH(0) "]\nB:0102\n");
+  CHECK(a->last[0] == b->last[0] && a->last[1] == b->last[1]);
+  EXPECT(c, "");
+  end_session(a, "transport close");
+  end_session(b, "transport close");
+  end_session(c, "transport close");
+  teardown();
+}
+
+static void test_session_acks(void) {
+  plume__eio_session_t *a, *b;
+  char id[32];
+  setup();
+  if (P == NULL)
+    return;
+  a = open_session(4);
+  b = open_session(4);
+  connect_main(a, id);
+  connect_main(b, id);
+  /* answered: the waiting task resumes with nil, "a" */
+  recv_text(a, "2[\"ask\"]");
+  EXPECT(a, "T:20[\"q\"]\n");
+  recv_text(a, "30[\"a\"]");
+  EXPECT(a, "T:2[\"answer\",null,\"a\"]\n");
+  recv_text(a, "30[\"late\"]"); /* answered already: ignored */
+  EXPECT(a, "");
+  /* not answered: "operation has timed out" after 30 ms */
+  recv_text(a, "2[\"ask\"]");
+  EXPECT(a, "T:21[\"q\"]\n");
+  run_ms(60);
+  EXPECT(a, "T:2[\"answer\",\"operation has timed out\",null]\n");
+  /* a broadcast asking for acks: one id for all, one answer */
+  recv_text(a, "21[\"join\",\"r\"]");
+  recv_text(b, "21[\"join\",\"r\"]");
+  taken(a);
+  taken(b);
+  recv_text(a, "2[\"ask-all\",\"r\"]");
+  EXPECT(a, "T:22[\"q\"]\n");
+  EXPECT(b, "T:22[\"q\"]\n");
+  CHECK(a->last[0] == b->last[0]);
+  recv_text(b, "32[\"from b\"]");
+  recv_text(a, "32[]");
+  EXPECT(a, "T:2[\"answers\",null,[\"from b\",null]]\n");
+  /* a disconnect during a wait: "disconnected", on a clean stack */
+  recv_text(b, "2[\"ask\"]");
+  EXPECT(b, "T:23[\"q\"]\n");
+  recv_text(b, "2[\"kick\"]");
+  EXPECT(b, "T:1\n");
+  run_ms(5);
+  EXPECT(b, "");
+  LOG_IS("disconnecting true,server namespace disconnect");
+  end_session(a, "transport close");
+  end_session(b, "transport close");
+  teardown();
+}
+
+static void test_session_violations(void) {
+  static const char *const bad[] = {"2[\"x\"", "2[\"disconnect\"]",    "4{}",
+                                    "9",       "51-[\"x\"," PH(0) "]", NULL};
+  plume__eio_session_t *s;
+  char id[32];
+  int i;
+  setup();
+  if (P == NULL)
+    return;
+  for (i = 0; bad[i] != NULL; i++) {
+    s = open_session(4);
+    connect_main(s, id);
+    recv_text(s, bad[i]);
+    if (i == 4) /* attachments owed: text is a violation */
+      recv_text(s, "2[\"x\"]");
+    CHECK(s->closed);
+    CHECK_STR(s->reason, "forced close");
+    end_session(s, "forced close");
+  }
+  /* the client's "error" event reaches no listener, the connection stays */
+  s = open_session(4);
+  connect_main(s, id);
+  recv_text(s, "21[\"error\",{}]");
+  CHECK(!s->closed);
+  EXPECT(s, "");
+  recv_text(s, "1");
+  CHECK(!s->closed);
+  end_session(s, "transport close");
+  /* connectTimeout: nobody joined within 40 ms */
+  s = open_session(4);
+  run_ms(70);
+  CHECK(s->closed);
+  CHECK_STR(s->reason, "forced close");
+  end_session(s, "forced close");
+  teardown();
+}
+
+/* Counts the registry's live references (values other than free-list links). */
+static int registry_refs(void) {
+  int n = 0;
+  lua_gc(PL, LUA_GCCOLLECT);
+  lua_pushnil(PL);
+  while (lua_next(PL, LUA_REGISTRYINDEX) != 0) {
+    if (lua_type(PL, -1) != LUA_TNUMBER)
+      n++;
+    lua_pop(PL, 1);
+  }
+  return n;
+}
+
+/* style.md D.7: 1,000 connect/disconnect cycles leave the registry as it was,
+** and nothing behind in C. */
+static void test_session_registry(void) {
+  plume__eio_session_t *s;
+  sio_server_t *srv;
+  char id[32];
+  int before = 0, i;
+  setup();
+  if (P == NULL)
+    return;
+  srv = fake_srv->ud;
+  for (i = 0; i < 1001; i++) {
+    if (i == 1)
+      before = registry_refs();
+    s = open_session(4);
+    connect_main(s, id);
+    recv_text(s, "0/admin");
+    recv_text(s, "21[\"join\",\"room\"]");
+    recv_text(s, "2[\"ask\"]");
+    if (i % 2)
+      recv_text(s, "1");
+    end_session(s, "transport close");
+  }
+  run_ms(5);
+  CHECK_EQ(registry_refs(), before);
+  CHECK_EQ(srv->nclients, 0);
+  CHECK(srv->acks == NULL);
+  CHECK(srv->whead == NULL);
+  {
+    const char *g = lua_run("local n = 0 for _ in pairs(io.sockets.sockets) "
+                            "do n = n + 1 end return n .. ' ' .. "
+                            "#io:fetchSockets()");
+    CHECK_STR(g, "0 0");
+  }
+  teardown();
+}
+
+/* }====== */
+
 int main(void) {
   L = luaL_newstate();
   luaL_openlibs(L);
@@ -653,6 +1195,13 @@ int main(void) {
   RUN(test_encode_replies);
   RUN(test_lua_suite);
   RUN(test_lua_glue);
+  RUN(test_session_connect);
+  RUN(test_session_namespaces);
+  RUN(test_session_v3);
+  RUN(test_session_broadcast);
+  RUN(test_session_acks);
+  RUN(test_session_violations);
+  RUN(test_session_registry);
   lua_close(L);
   plume__shared_pool_drain();
   return check_done();
