@@ -76,6 +76,7 @@ struct sio_nsp_s {
   sio_nsp_t *next;    /* srv->nsps */
   sio_socket_t *head; /* connected sockets: broadcasts to all */
   uint32_t nsockets;
+  uint32_t nbound; /* sockets bound to it, pending or connected */
   sio_room_t **buckets; /* rooms by name, chained; nbuckets a power of two */
   uint32_t nbuckets, nrooms;
   box_t *box;      /* its Lua handle, pinned by the Lua namespace */
@@ -793,6 +794,8 @@ static void socket_free(sio_socket_t *sock, lua_State *L) {
     sock->nsp->nsockets--;
   }
   acks_fail(sock, L);
+  if (sock->nsp != NULL)
+    sock->nsp->nbound--;
   for (i = 0; i < cl->nsocks; i++)
     if (cl->socks[i] == sock) {
       cl->socks[i] = cl->socks[--cl->nsocks];
@@ -1655,6 +1658,21 @@ static int opt_ref(lua_State *L, int t, const char *name) {
   return LUA_NOREF;
 }
 
+static void nsp_free(sio_nsp_t *nsp) {
+  uint32_t i;
+  for (i = 0; i < nsp->nbuckets; i++)
+    while (nsp->buckets[i] != NULL) {
+      sio_room_t *r = nsp->buckets[i];
+      nsp->buckets[i] = r->next;
+      free(r->members);
+      free(r);
+    }
+  free(nsp->buckets);
+  if (nsp->box != NULL)
+    nsp->box->ptr = NULL;
+  free(nsp);
+}
+
 static void server_closed_cb(uv_handle_t *h) {
   sio_server_t *srv = plume__container_of((uv_timer_t *)h, sio_server_t, timer);
   int i;
@@ -1671,7 +1689,6 @@ static int server_gc(lua_State *L) {
   box_t *b = luaL_checkudata(L, 1, SERVER_MT);
   sio_server_t *srv = b->ptr;
   sio_nsp_t *nsp;
-  uint32_t i;
   if (srv == NULL)
     return 0;
   b->ptr = NULL;
@@ -1687,17 +1704,7 @@ static int server_gc(lua_State *L) {
     ack_free(srv->acks, NULL);
   while ((nsp = srv->nsps) != NULL) {
     srv->nsps = nsp->next;
-    for (i = 0; i < nsp->nbuckets; i++)
-      while (nsp->buckets[i] != NULL) {
-        sio_room_t *r = nsp->buckets[i];
-        nsp->buckets[i] = r->next;
-        free(r->members);
-        free(r);
-      }
-    free(nsp->buckets);
-    if (nsp->box != NULL)
-      nsp->box->ptr = NULL;
-    free(nsp);
+    nsp_free(nsp);
   }
   plume__json_enc_free(&srv->enc);
   plume__buf_free(&srv->buf);
@@ -1865,6 +1872,24 @@ static int core_sio_namespace(lua_State *L) {
   return 1;
 }
 
+/* core.sio_namespace_free(namespace) -> freed: drops a namespace no socket is
+** bound to (socket.io's cleanupEmptyChildNamespaces); false while one is. */
+static int core_sio_namespace_free(lua_State *L) {
+  sio_nsp_t *nsp = check_nsp(L, 1), **link;
+  if (nsp->nbound > 0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  for (link = &nsp->srv->nsps; *link != NULL; link = &(*link)->next)
+    if (*link == nsp) {
+      *link = nsp->next;
+      break;
+    }
+  nsp_free(nsp);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* core.sio_set(server, "generateId" | "origins", fn | nil): replaces a hook
 ** (origins only when cors.origin was a function at attach). */
 static int core_sio_set(lua_State *L) {
@@ -1991,7 +2016,10 @@ static int core_sio_bind(lua_State *L) {
   if (sock->state != SOCK_PENDING)
     return luaL_error(L, "socket already connected");
   room_leave_all(sock);
+  if (sock->nsp != NULL)
+    sock->nsp->nbound--;
   sock->nsp = nsp;
+  nsp->nbound++;
   lua_settop(L, 3);
   lua_setiuservalue(L, 1, 1); /* box.uservalue = lua socket */
   lua_pushboolean(L, 1);
@@ -2471,6 +2499,7 @@ static int core_sio_select(lua_State *L) {
 static const luaL_Reg sio_functions[] = {
     {"sio_attach", core_sio_attach},
     {"sio_namespace", core_sio_namespace},
+    {"sio_namespace_free", core_sio_namespace_free},
     {"sio_set", core_sio_set},
     {"sio_close", core_sio_close},
     {"sio_count", core_sio_count},

@@ -22,6 +22,7 @@ local json = require "plume.json"
 
 local type = type
 local error = error
+local next = next
 local pairs = pairs
 local ipairs = ipairs
 local select = select
@@ -37,6 +38,7 @@ local traceback = debug.traceback
 local sio = {
   attach = core.sio_attach,
   namespace = core.sio_namespace,
+  namespace_free = core.sio_namespace_free,
   set = core.sio_set,
   close = core.sio_close,
   count = core.sio_count,
@@ -738,6 +740,23 @@ function Socket:listenersAny()
 end
 
 
+-- With cleanupEmptyChildNamespaces, a dynamic child namespace goes once no socket is
+-- in it (nor joining it); the next connection to its name makes a new one.
+local function cleanup(nsp)
+  local parent = nsp._parent
+  local io = nsp.server
+  if not parent or not io._cleanup or next(nsp.sockets) ~= nil then
+    return
+  end
+  if sio.namespace_free(nsp._nsp) then
+    if io._nsps[nsp.name] == nsp then
+      io._nsps[nsp.name] = nil
+    end
+    parent._children[nsp] = nil
+  end
+end
+
+
 -- The end of a socket on the Lua side: "disconnecting" (rooms still set), then the
 -- rooms go, then "disconnect" (spec/protocol.md §4.3 reasons).
 function Socket:_onclose(reason)
@@ -755,6 +774,7 @@ function Socket:_onclose(reason)
     sockets[self.id] = nil
   end
   fire(self, "disconnect", reason)
+  cleanup(self.nsp)
 end
 
 
@@ -1189,10 +1209,10 @@ local function on_connect(io, cbox, box, name, id, auth)
         if not ok then
           sio.refuse(box, msg)
         end
-        return
+        return cleanup(nsp)
       end
       if not sio.accept(box) then
-        return -- the connection closed while the middlewares ran
+        return cleanup(nsp) -- the connection closed while the middlewares ran
       end
       socket.connected = true
       socket.rooms[id] = true
@@ -1473,7 +1493,8 @@ end
 -- attach(app, opts) -> io: a Socket.IO server at opts.path ("/socket.io/"). Options use
 -- socket.io's names: pingInterval, pingTimeout, upgradeTimeout, maxHttpBufferSize,
 -- connectTimeout, transports, allowUpgrades, allowEIO3, cors = { origin, credentials }
--- (origins is an alias of cors.origin), allowRequest, serveClient (true).
+-- (origins is an alias of cors.origin), allowRequest, serveClient (true),
+-- cleanupEmptyChildNamespaces (false).
 function _M.attach(app, opts)
   if type(app) == "table" and opts == nil and app.get == nil then
     app, opts = nil, app
@@ -1498,6 +1519,7 @@ function _M.attach(app, opts)
 
   local io = setmetatable({
     app = app,
+    _cleanup = opts.cleanupEmptyChildNamespaces == true,
     _path = options.path,
     _serve_client = serve,
     _origins = type(options.cors) == "table" and options.cors.origin or nil,

@@ -864,7 +864,8 @@ static const char *lua_run(const char *chunk) {
 static const char app[] =
     "local socketio = require 'plume.socketio' "
     "local json = require 'plume.json' "
-    "io = socketio.attach(nil, { connectTimeout = 40 }) "
+    "io = socketio.attach(nil, { connectTimeout = 40, "
+    "  cleanupEmptyChildNamespaces = true }) "
     "log = {} "
     "io:use(function(socket, next) "
     "  if socket.handshake.auth.token == 'bad' then "
@@ -996,6 +997,19 @@ static void test_session_namespaces(void) {
   CHECK(s->closed);
   end_session(s, "forced close");
   LOG_IS("disconnecting true,forced close");
+  /* cleanupEmptyChildNamespaces: the empty child goes, static ones stay */
+  {
+    const char *g = lua_run("return tostring(io._nsps['/dyn-12']) .. ' ' .. "
+                            "io._nsps['/admin'].name");
+    CHECK_STR(g, "nil /admin");
+  }
+  s = open_session(4);
+  recv_text(s, "0/dyn-12");
+  {
+    const char *g = taken(s);
+    CHECK(strstr(g, "T:2/dyn-12,[\"welcome\",\"/dyn-12\"]\n") != NULL);
+  }
+  end_session(s, "transport close");
   teardown();
 }
 
