@@ -163,6 +163,11 @@ static void on_flush(uv_check_t *h) {
 }
 
 int plume_new(plume_t **out, uv_loop_t *loop, const plume_options_t *o) {
+  return plume__new(out, loop, o, NULL);
+}
+
+int plume__new(plume_t **out, uv_loop_t *loop, const plume_options_t *o,
+               lua_State *L) {
   plume_t *p;
   int err;
   *out = NULL;
@@ -188,7 +193,7 @@ int plume_new(plume_t **out, uv_loop_t *loop, const plume_options_t *o) {
   uv_check_init(p->loop, &p->flusher);
   uv_check_start(&p->flusher, on_flush);
   uv_unref((uv_handle_t *)&p->flusher);
-  err = plume__lua_init(p);
+  err = L != NULL ? plume__lua_borrow(p, L) : plume__lua_init(p);
   if (err != 0) {
     uv_close((uv_handle_t *)&p->flusher, NULL);
     uv_run(p->loop, UV_RUN_NOWAIT);
@@ -331,6 +336,7 @@ static void finish_close(plume_t *p) {
                p->lua_tasks, p->opts.shutdown_timeout);
   plume__lua_shutdown(p);
   plume__async_cancel_all(p);
+  plume__embed_cancel_all(p);
   uv_timer_start(p->drain, on_final, 0, 0);
 }
 
