@@ -102,6 +102,16 @@ local function handler(err)
 end
 
 
+-- Message handler for middlewares and matchers: error objects stay as they are (a
+-- refusal carries their message and data), other errors get a traceback.
+local function keep(err)
+  if type(err) == "table" then
+    return err
+  end
+  return traceback(tostring(err), 2)
+end
+
+
 -- Calls fn(...) protected; a raised error is logged with what. Returns the results
 -- packed (r[1] is the success flag).
 local function call(what, fn, ...)
@@ -1060,10 +1070,12 @@ local function run_chain(fns, i, subject, done)
     end
     return run_chain(fns, i + 1, subject, done)
   end
-  local ok, err = xpcall(fn, handler, subject, next_fn)
+  local ok, err = xpcall(fn, keep, subject, next_fn)
   if not ok and not called then
     called = true
-    log("error", "middleware: " .. tostring(err))
+    if type(err) ~= "table" then
+      log("error", "middleware: " .. tostring(err))
+    end
     return done(err)
   end
 end
