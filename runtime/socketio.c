@@ -1002,6 +1002,8 @@ static void handle_connect(sio_client_t *cl, const plume__sio_packet_t *pkt) {
     send_buf(cl);
     return;
   }
+  if (cl->closing)
+    return; /* disconnect(true) ended this client: it only has to go */
   if (find_socket(cl, name, n) != NULL) {
     client_violation(cl, "second CONNECT to a namespace");
     return;
