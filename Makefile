@@ -2,6 +2,7 @@
 #
 #   make            build/plume, build/libplume.a, build/libplume.so, build/plume.pc
 #   make run        install missing packages, build, serve the default app on port 3030
+#                   (npm: the page's @feathersjs/client comes from tests/node_modules)
 #   make test       install missing packages, build, run every suite (normal + ASan/UBSan)
 #   make asan       the sanitizer build in build-asan/
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
@@ -124,7 +125,7 @@ tests/node_modules/.ok: tests/package.json tests/package-lock.json
 	$(Q)cd tests && npm ci --no-audit --no-fund --loglevel=error
 	$(Q)touch $@
 
-run: all
+run: all npm
 	$(B)/plume . --port $(PORT)
 
 test check: all unit npm
@@ -150,7 +151,7 @@ fuzz: | $(DEPS_OK)
 
 lint: check-symbols
 	$(Q)clang-format --dry-run --Werror runtime/*.c runtime/*.h tests/unit/*.c tests/fuzz/*.c
-	$(Q)luacheck -q --std lua54 lua services examples tests/lua
+	$(Q)luacheck -q --std lua54 lua app.lua config services examples tests/lua
 
 # What the shared library exports: only plume_* and luaopen_plume_* (internals are hidden).
 check-symbols: $(B)/libplume.so
