@@ -184,16 +184,20 @@ setmetatable(_M, {
 -- {{ Files of the app ---------------------------------------------------------------
 
 
+-- The text of a file, or nil, message, errno (2: it does not exist).
 local function read_file(path)
-  local f = io_open(path, "rb")
+  local f, err, code = io_open(path, "rb")
   if not f then
-    return nil
+    return nil, err, code
   end
 
   local text = f:read("a")
   f:close()
   return text
 end
+
+
+local ENOENT = 2
 
 
 -- The .lua files of a folder, sorted by name (so start-up order is stable).
@@ -586,7 +590,11 @@ local function reload_service(app, file)
   local full = state.dir .. "/services/" .. file
   local name = file:sub(1, -5)
   local old = state.files[file]
-  local source = read_file(full)
+  local source, rerr, code = read_file(full)
+
+  if source == nil and code ~= ENOENT then
+    return reload_failed(file, rerr)
+  end
 
   if source == nil then
     if old then

@@ -1,7 +1,8 @@
 /*
-** instance.h: helpers for unit tests that drive a whole plume_t on its own loop: make an
-** instance with the framework from lua/, run Lua in a task, spin the loop for a while,
-** read Lua globals, and shut down checking that nothing was left behind.
+** instance.h: helpers for unit tests that drive a whole plume_t on its own
+** loop: make an instance with the framework from lua/, run Lua in a task, spin
+** the loop for a while, read Lua globals, and shut down checking that nothing
+** was left behind.
 */
 #ifndef PLUME_TEST_INSTANCE_H
 #define PLUME_TEST_INSTANCE_H
@@ -48,9 +49,12 @@ static inline int run_lua(plume_t *p, const char *code) {
   return plume__task_start(p, 0);
 }
 
-static void on_spin_timer(uv_timer_t *t) { *(int *)t->data = 1; }
+static void on_spin_timer(uv_timer_t *t) {
+  *(int *)t->data = 1;
+}
 
-/* Runs the loop for about ms milliseconds (or until it has nothing left to do). */
+/* Runs the loop for about ms milliseconds (or until it has nothing left to
+** do). */
 static inline void spin(plume_t *p, int ms) {
   uv_timer_t t;
   int done = 0;
@@ -63,7 +67,8 @@ static inline void spin(plume_t *p, int ms) {
   uv_run(plume_loop(p), UV_RUN_NOWAIT);
 }
 
-/* Spins until the Lua global name is truthy or ms have passed. Returns 1 if it is. */
+/* Spins until the Lua global name is truthy or ms have passed. Returns 1 if it
+** is. */
 static inline int spin_until(plume_t *p, const char *name, int ms) {
   lua_State *L = plume_lua(p);
   uint64_t end = uv_hrtime() + (uint64_t)ms * 1000000u;
@@ -101,9 +106,12 @@ static inline const char *lua_global_str(plume_t *p, const char *name,
 }
 
 static int closed_count;
-static void on_instance_closed(plume_t *p) { closed_count++; }
+static void on_instance_closed(plume_t *p) {
+  closed_count++;
+}
 
-/* Closes and frees p, checking that every task, wait, timer and handle went away. */
+/* Closes and frees p, checking that every task, wait, timer and handle went
+** away. */
 static inline void instance_free(plume_t *p) {
   int before = closed_count;
   plume_close(p, on_instance_closed);

@@ -1,7 +1,8 @@
 /*
-** test_lua_async.c: what tasks wait on (lua_async.c): sleep, plume.after/every/spawn,
-** files on the thread pool, the HTTP client against a real listener on the same loop,
-** and graceful shutdown (drain until tasks finish or the deadline, exit codes).
+** test_lua_async.c: what tasks wait on (lua_async.c): sleep,
+** plume.after/every/spawn, files on the thread pool, the HTTP client against a
+** real listener on the same loop, and graceful shutdown (drain until tasks
+** finish or the deadline, exit codes).
 */
 #include <sys/stat.h>
 
@@ -23,7 +24,8 @@ static int run_fmt(plume_t *p, const char *fmt) {
 }
 
 /* ------------------------------------------------------------------------- */
-/* A canned HTTP peer: accepts, reads once, writes `reply` (or nothing), closes. */
+/* A canned HTTP peer: accepts, reads once, writes `reply` (or nothing),
+** closes. */
 
 typedef struct peer_s {
   uv_tcp_t server;
@@ -115,7 +117,8 @@ static int listen_port(plume_t *p) {
 
 /* ------------------------------------------------------------------------- */
 
-/* after runs once; every repeats until cancelled; a cancelled timer never fires. */
+/* after runs once; every repeats until cancelled; a cancelled timer never
+** fires. */
 static void test_timers(void) {
   plume_t *p = instance_new(NULL);
   run_lua(p, "local plume = require 'plume' once, ticks, never = 0, 0, 0 "
@@ -148,17 +151,18 @@ static void test_files(void) {
   plume_t *p = instance_new(NULL);
   char buf[256];
   make_tmp();
-  run_fmt(p, "local fs = require('plume').fs local dir = '%s' "
-             "assert(fs.mkdir(dir .. '/a/b/c')) assert(fs.mkdir(dir .. '/a')) "
-             "assert(fs.write(dir .. '/a/f.txt', 'hello')) "
-             "assert(fs.append(dir .. '/a/f.txt', ' world')) "
-             "text = fs.read(dir .. '/a/f.txt') "
-             "local st = fs.stat(dir .. '/a/f.txt') size, kind = st.size, st.type "
-             "dirkind = fs.stat(dir .. '/a/b').type "
-             "local v, err, code = fs.read(dir .. '/missing') "
-             "missing = (v == nil) and code "
-             "local d, derr, dcode = fs.read(dir .. '/a') isdir = dcode "
-             "done = true");
+  run_fmt(p,
+          "local fs = require('plume').fs local dir = '%s' "
+          "assert(fs.mkdir(dir .. '/a/b/c')) assert(fs.mkdir(dir .. '/a')) "
+          "assert(fs.write(dir .. '/a/f.txt', 'hello')) "
+          "assert(fs.append(dir .. '/a/f.txt', ' world')) "
+          "text = fs.read(dir .. '/a/f.txt') "
+          "local st = fs.stat(dir .. '/a/f.txt') size, kind = st.size, st.type "
+          "dirkind = fs.stat(dir .. '/a/b').type "
+          "local v, err, code = fs.read(dir .. '/missing') "
+          "missing = (v == nil) and code "
+          "local d, derr, dcode = fs.read(dir .. '/a') isdir = dcode "
+          "done = true");
   CHECK(spin_until(p, "done", 2000));
   CHECK_STR(lua_global_str(p, "text", buf, sizeof(buf)), "hello world");
   CHECK_EQ(lua_global_int(p, "size"), 11);
@@ -167,8 +171,8 @@ static void test_files(void) {
   CHECK_STR(lua_global_str(p, "missing", buf, sizeof(buf)), "ENOENT");
   CHECK_STR(lua_global_str(p, "isdir", buf, sizeof(buf)), "EISDIR");
   /* set-up code (the main thread) reads inline */
-  snprintf(buf, sizeof(buf),
-           "return require('plume').fs.read('%s/a/f.txt')", tmp);
+  snprintf(buf, sizeof(buf), "return require('plume').fs.read('%s/a/f.txt')",
+           tmp);
   CHECK(luaL_dostring(plume_lua(p), buf) == LUA_OK);
   CHECK_STR(lua_tostring(plume_lua(p), -1), "hello world");
   lua_settop(plume_lua(p), 0);
@@ -184,8 +188,9 @@ static void test_files(void) {
   CHECK_EQ(system(buf), 0);
 }
 
-/* The HTTP client against Plume's own static files and canned peers: Content-Length,
-** chunked, EOF-delimited, repeated headers, refused connections and timeouts. */
+/* The HTTP client against Plume's own static files and canned peers:
+** Content-Length, chunked, EOF-delimited, repeated headers, refused connections
+** and timeouts. */
 static void test_http_client(void) {
   plume_t *p;
   peer_t peer;
@@ -244,16 +249,17 @@ static void test_http_client(void) {
   peer_stop(&peer, p);
 
   peer_start(&peer, plume_loop(p), NULL); /* never answers */
-  snprintf(code, sizeof(code),
-           "local http = require('plume').http "
-           "local s, err = http.request{ url = 'http://127.0.0.1:%d/', "
-           "timeout = 50 } timeout = err "
-           "local s2, err2 = http.request('http://127.0.0.1:1/') refused = err2 "
-           "local s3, err3 = http.request('https://example.com/') tls = err3 "
-           "local ok, e = pcall(http.request, { url = 'http://h/', "
-           "headers = { ['X'] = 'a\\r\\nb' } }) injected = e "
-           "done4 = true",
-           peer.port);
+  snprintf(
+      code, sizeof(code),
+      "local http = require('plume').http "
+      "local s, err = http.request{ url = 'http://127.0.0.1:%d/', "
+      "timeout = 50 } timeout = err "
+      "local s2, err2 = http.request('http://127.0.0.1:1/') refused = err2 "
+      "local s3, err3 = http.request('https://example.com/') tls = err3 "
+      "local ok, e = pcall(http.request, { url = 'http://h/', "
+      "headers = { ['X'] = 'a\\r\\nb' } }) injected = e "
+      "done4 = true",
+      peer.port);
   run_lua(p, code);
   CHECK(spin_until(p, "done4", 3000));
   CHECK(strstr(lua_global_str(p, "timeout", buf, sizeof(buf)), "timeout") !=
@@ -310,7 +316,8 @@ static void test_shutdown_drains(void) {
   plume_destroy(p);
 }
 
-/* Shutdown gives up on calls that outlive shutdown_timeout; their waits are cancelled. */
+/* Shutdown gives up on calls that outlive shutdown_timeout; their waits are
+** cancelled. */
 static void test_shutdown_deadline(void) {
   plume_options_t o;
   plume_t *p;

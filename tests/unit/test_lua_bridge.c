@@ -1,11 +1,13 @@
 /*
-** test_lua_bridge.c: tasks (one coroutine per call, reused from a pool), the waits'
-** "cannot wait here" rule, and the runaway-Lua bounds: the per-call time budget and the
-** per-state memory cap each fail only their own call (reliability.md §3.5, §4.6 #39-40).
+** test_lua_bridge.c: tasks (one coroutine per call, reused from a pool), the
+** waits' "cannot wait here" rule, and the runaway-Lua bounds: the per-call time
+** budget and the per-state memory cap each fail only their own call
+** (reliability.md §3.5, §4.6 #39-40).
 */
 #include "instance.h"
 
-/* Tasks finish, their coroutines go back to the pool, and the count drops to zero. */
+/* Tasks finish, their coroutines go back to the pool, and the count drops to
+** zero. */
 static void test_tasks_finish_and_reuse(void) {
   plume_t *p = instance_new(NULL);
   lua_State *L;
@@ -79,8 +81,8 @@ static void test_slow_call_does_not_block(void) {
   instance_free(p);
 }
 
-/* An endless loop fails its own call with a GeneralError after the budget; the error
-** path can still run; other tasks carry on. */
+/* An endless loop fails its own call with a GeneralError after the budget; the
+** error path can still run; other tasks carry on. */
 static void test_time_budget(void) {
   plume_options_t o;
   plume_t *p;
@@ -133,8 +135,8 @@ static void test_time_budget_kill(void) {
   instance_free(p);
 }
 
-/* A huge allocation or an endless table fails that call with "not enough memory"; the
-** state stays usable and memory goes back down. */
+/* A huge allocation or an endless table fails that call with "not enough
+** memory"; the state stays usable and memory goes back down. */
 static void test_memory_cap(void) {
   plume_options_t o;
   plume_t *p;

@@ -1,9 +1,10 @@
 /*
-** test_reload.c: hot reload (reload.c, lua/plume/init.lua reload) and config files.
-** A changed service file replaces the old version between calls, a broken one leaves
-** the old version serving, calls in flight finish on their old code, memory-adapter data
-** survives, new files add services and deleted ones remove them; the watcher debounces
-** save storms; config files feed the option table (DESIGN.md §5, reliability.md §4.8).
+** test_reload.c: hot reload (reload.c, lua/plume/init.lua reload) and config
+** files. A changed service file replaces the old version between calls, a
+** broken one leaves the old version serving, calls in flight finish on their
+** old code, memory-adapter data survives, new files add services and deleted
+** ones remove them; the watcher debounces save storms; config files feed the
+** option table (DESIGN.md §5, reliability.md §4.8).
 */
 #include <sys/stat.h>
 
@@ -138,6 +139,50 @@ static void test_service_reload(void) {
   remove_app();
 }
 
+/* An unreadable file is a failed reload (logged, the old version stays), not a
+** removal; hundreds of reloads leave memory and listener counts flat. */
+static void test_unreadable_and_many_reloads(void) {
+  plume_t *p;
+  char buf[256];
+  size_t after_warmup = 0;
+  int i;
+  make_app();
+  write_app_file("services/greeter.lua", GREETER("v1"));
+  p = instance_new(NULL);
+  CHECK_EQ(plume_load_app(p, dir), 0);
+  snprintf(buf, sizeof(buf), "%s/services/greeter.lua", dir);
+  if (geteuid() != 0) { /* root reads anything */
+    chmod(buf, 0);
+    reload(p, "services/greeter.lua");
+    call_find(p, "greeter");
+    CHECK_STR(got(p, buf, sizeof(buf)), "v1");
+    snprintf(buf, sizeof(buf), "%s/services/greeter.lua", dir);
+    chmod(buf, 0644);
+  }
+  for (i = 0; i < 600; i++) {
+    if (i == 100) {
+      lua_gc(plume_lua(p), LUA_GCCOLLECT);
+      after_warmup = p->lua_mem;
+      run_lua(p, "listeners = require('plume').app:listener_count('publish')");
+    }
+    write_app_file("services/greeter.lua",
+                   i % 2 ? GREETER("odd") : GREETER("even"));
+    reload(p, "services/greeter.lua");
+  }
+  lua_gc(plume_lua(p), LUA_GCCOLLECT);
+  CHECK(p->lua_mem < after_warmup + 64 * 1024);
+  run_lua(p, "same = require('plume').app:listener_count('publish') == "
+             "listeners");
+  lua_getglobal(plume_lua(p), "same");
+  CHECK(lua_toboolean(plume_lua(p), -1));
+  lua_pop(plume_lua(p), 1);
+  call_find(p, "greeter");
+  CHECK_STR(got(p, buf, sizeof(buf)), "odd"); /* i == 599 */
+  CHECK_EQ(p->lua_tasks, 0);
+  instance_free(p);
+  remove_app();
+}
+
 /* A call in flight finishes on the code it started with. */
 static void test_in_flight_call(void) {
   plume_t *p;
@@ -161,8 +206,8 @@ static void test_in_flight_call(void) {
   remove_app();
 }
 
-/* The watcher: a save storm gives one reload after the debounce; modules of the app
-** folder are required afresh; config settings reload. */
+/* The watcher: a save storm gives one reload after the debounce; modules of the
+** app folder are required afresh; config settings reload. */
 static void test_watcher(void) {
   plume_t *p;
   plume_options_t o;
@@ -243,6 +288,7 @@ static void test_config(void) {
 
 int main(void) {
   RUN(test_service_reload);
+  RUN(test_unreadable_and_many_reloads);
   RUN(test_in_flight_call);
   RUN(test_watcher);
   RUN(test_config);
