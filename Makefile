@@ -8,6 +8,8 @@
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
 #   make lint       clang-format check, luacheck, exported-symbol check
 #   make install    PREFIX, DESTDIR, BINDIR, LIBDIR, INCLUDEDIR, PKGCONFIGDIR, LUA_LMOD, LUA_CMOD
+#   make rock       the rock's plume/core.so in build-rock/ (luarocks make rockspec/... runs it,
+#                   then make rock-install with INST_LIBDIR and INST_LUADIR)
 
 PREFIX       ?= /usr/local
 DESTDIR      ?=
@@ -27,6 +29,13 @@ FUZZ_SECONDS ?= 20
 B            ?= build
 SAN          ?=
 OPT          ?= -O2 -g
+# The rock: luarocks passes these (style.md I); LUA_INCDIR adds -I when set. NO_DEPS=1
+# builds without scripts/deps.sh (luarocks builds check their own dependencies).
+LUA_INCDIR   ?=
+LIBFLAG      ?= -shared
+INST_LIBDIR  ?= $(LUA_CMOD)
+INST_LUADIR  ?= $(LUA_LMOD)
+NO_DEPS      ?=
 
 MAJOR := 0
 MINOR := 1
@@ -39,9 +48,11 @@ else
 Q := @
 endif
 
-DEPS_OK := $(B)/.deps-ok
+DEPS_OK := $(if $(NO_DEPS),,$(B)/.deps-ok)
 DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags libuv $(LUA_PC) libcrypto 2>/dev/null) -I$(LLHTTP_INC)
 DEP_LIBS = $(shell $(PKG_CONFIG) --libs libuv $(LUA_PC) libcrypto 2>/dev/null) -lwslay -lcrypt -lm -ldl -lpthread
+# A Lua C module links no Lua: the interpreter that loads it provides the API.
+MOD_LIBS = $(shell $(PKG_CONFIG) --libs libuv libcrypto 2>/dev/null) -lwslay -lcrypt -lm -ldl -lpthread
 
 PLUME_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden \
   -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -51,7 +62,7 @@ PLUME_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-saniti
 SAN_LDFLAGS := -fsanitize=address,undefined
 OPT := -O1 -g
 endif
-ALL_CFLAGS = $(OPT) $(PLUME_CFLAGS) -Iruntime $(DEP_CFLAGS) $(CPPFLAGS) $(CFLAGS)
+ALL_CFLAGS = $(OPT) $(PLUME_CFLAGS) -Iruntime $(DEP_CFLAGS) $(if $(LUA_INCDIR),-I$(LUA_INCDIR)) $(CPPFLAGS) $(CFLAGS)
 
 LIB_SRC    := $(filter-out runtime/main.c,$(wildcard runtime/*.c))
 LIB_OBJ    := $(patsubst runtime/%.c,$(B)/obj/%.o,$(LIB_SRC))
@@ -61,14 +72,16 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 REPLAY_BIN := $(patsubst tests/fuzz/%.c,$(B)/tests/replay_%,$(FUZZ_SRC))
 
-.PHONY: all deps run test check asan valgrind fuzz lint check-symbols install uninstall clean npm rock
+.PHONY: all deps run test check asan valgrind fuzz lint check-symbols install uninstall clean npm rock rock-install
 
 all: $(B)/plume $(B)/libplume.a $(B)/libplume.so $(B)/plume.pc $(B)/lua/plume/core.so
 
 deps: $(DEPS_OK)
+ifneq ($(DEPS_OK),)
 $(DEPS_OK): scripts/deps.sh
 	$(Q)sh scripts/deps.sh
 	$(Q)mkdir -p $(B) && touch $@
+endif
 
 $(B)/obj/%.o: runtime/%.c runtime/internal.h runtime/plume.h | $(DEPS_OK)
 	@mkdir -p $(dir $@)
@@ -93,14 +106,20 @@ $(B)/libplume.so: $(LIB_OBJ) $(LLHTTP_OBJ)
 # The Lua rock's C module: the whole runtime as plume/core.so (luaopen_plume_core).
 $(B)/lua/plume/core.so: $(LIB_OBJ) $(LLHTTP_OBJ)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) -shared $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(LIBFLAG) $(SAN_LDFLAGS) $(LDFLAGS) -o $@ $^ $(MOD_LIBS)
 
 $(B)/plume: runtime/main.c $(B)/libplume.a
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -DPLUME_LUA_PATH='"$(CURDIR)/lua"' -o $@ $< $(B)/libplume.a $(SAN_LDFLAGS) $(LDFLAGS) $(DEP_LIBS) -Wl,-E
 
-$(B)/plume.pc: runtime/plume.pc.in
-	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+# Paths under PREFIX are written relative to ${prefix}, so that pkg-config --define-prefix
+# (or --define-variable=prefix=...) finds a staged install (DESTDIR).
+PC_REL = $(patsubst $(PREFIX)%,$${prefix}%,$(1))
+$(B)/plume.pc: runtime/plume.pc.in Makefile
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(call PC_REL,$(LIBDIR))|g' \
+	  -e 's|@INCLUDEDIR@|$(call PC_REL,$(INCLUDEDIR))|g' -e 's|@LUA_LMOD@|$(call PC_REL,$(LUA_LMOD))|g' \
+	  -e 's|@LUA_CMOD@|$(call PC_REL,$(LUA_CMOD))|g' \
 	  -e 's|@VERSION@|$(VERSION)|g' -e 's|@LUA_PC@|$(LUA_PC)|g' $< > $@
 
 # Unit tests may #include a runtime/*.c to reach its statics; the archive fills in the rest.
@@ -176,6 +195,18 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/plume $(DESTDIR)$(LIBDIR)/libplume.a $(DESTDIR)$(LIBDIR)/libplume.so* \
 	  $(DESTDIR)$(INCLUDEDIR)/plume.h $(DESTDIR)$(PKGCONFIGDIR)/plume.pc $(DESTDIR)$(LUA_CMOD)/plume/core.so
 	rm -rf $(DESTDIR)$(LUA_LMOD)/plume
+	-rmdir $(DESTDIR)$(LUA_CMOD)/plume 2>/dev/null
+
+# The rock (rockspec/plume-scm-1.rockspec, build.type "make"): plume/core.so from the system
+# libraries only, in build-rock/ with luarocks' CFLAGS, LUA_INCDIR and LIBFLAG; then the C
+# module and lua/plume into the rock tree. Nothing is downloaded or installed system-wide.
+rock:
+	$(Q)$(MAKE) --no-print-directory B=build-rock NO_DEPS=1 build-rock/lua/plume/core.so
+
+rock-install:
+	install -d $(DESTDIR)$(INST_LIBDIR)/plume $(DESTDIR)$(INST_LUADIR)/plume
+	install -m 755 build-rock/lua/plume/core.so $(DESTDIR)$(INST_LIBDIR)/plume/core.so
+	cp -R lua/plume/. $(DESTDIR)$(INST_LUADIR)/plume/
 
 clean:
-	rm -rf build build-asan build-valgrind build-fuzz
+	rm -rf build build-asan build-valgrind build-fuzz build-rock

@@ -646,6 +646,10 @@ struct plume_s {
   uv_timer_t *drain;          /* shutdown's timer: drain, final step, close poll */
   uint64_t drain_deadline;    /* uv_now() when the drain gives up; 0 once over */
   int exit_code;              /* what the `plume` command exits with */
+  /* Embedding (embed.c, lua_bridge.c). */
+  int lua_borrowed;           /* L is the host's (the rock): given back, never closed */
+  void *lua_host_extra;       /* the host's extra space of its main thread, given back */
+  struct plume_call_s *calls; /* C service calls not yet resumed, for shutdown */
 };
 
 /* Marks c for a flush at the end of this loop turn (tcp.c). */
@@ -857,6 +861,40 @@ void plume__task_check_wait(lua_State *L);
 int plume__task_wait(lua_State *L);
 /* The instance that owns a Lua state (from the registry). */
 plume_t *plume__lua_instance(lua_State *L);
+
+/* }====== */
+
+/* ------------------------------------------------------------------------- */
+/* {====== Embedding: C services, emits from C, the rock (embed.c) */
+
+/*
+** plume_new with a Lua state to borrow (L != NULL): the instance runs in the
+** host's state instead of one of its own (see plume__lua_borrow) (core.c).
+*/
+int plume__new(plume_t **out, uv_loop_t *loop, const plume_options_t *o,
+               lua_State *L);
+/*
+** Sets p up in the host's state L (lua_bridge.c): registry slots, the main
+** thread's extra space (saved, given back by plume__lua_close) and the framework
+** (require "plume"). Opens no library and keeps the host's allocator, so
+** lua_memory_limit does not apply. Returns 0, PLUME_ESTATE when an instance
+** runs in L already, or PLUME_ELUA (logged).
+*/
+int plume__lua_borrow(plume_t *p, lua_State *L);
+/*
+** The userdata at idx holds loop resources that its __gc releases: in a borrowed
+** state, plume__lua_close runs that __gc itself (lua_close does it in a state of
+** the instance's own). The __gc must tolerate being called twice.
+*/
+void plume__lua_finalize_at_close(lua_State *L, int idx);
+/* Adds core.run and core.cservice_call to the plume.core table on top of L. */
+void plume__embed_open(lua_State *L);
+/*
+** Shutdown gives up on C service calls (core.c, finish_close): an answered call
+** waiting to resume is dropped; one not answered yet is left to the host, whose
+** answer then only frees it (PLUME_ECLOSED).
+*/
+void plume__embed_cancel_all(plume_t *p);
 
 /* }====== */
 

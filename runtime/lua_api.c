@@ -521,6 +521,7 @@ int luaopen_plume_core(lua_State *L) {
   luaL_newlib(L, core_functions); /* core */
   plume__sio_open(L);             /* core.sio_* */
   plume__async_open(L);           /* core.sleep, after, every, spawn, fs_*, ... */
+  plume__embed_open(L);           /* core.run, core.cservice_call */
   lua_pushstring(L, PLUME_VERSION_STRING);
   lua_setfield(L, -2, "version");
   plume__json_open(L, json_depth(L)); /* core json */

@@ -439,8 +439,145 @@ int plume__lua_init(plume_t *p) {
   return 0;
 }
 
+/*
+** {====== A borrowed state (the rock: require("plume").run from stock Lua)
+** The instance runs in the caller's state: no libraries are opened, no
+** allocator, panic or warning function is replaced (so lua_memory_limit does
+** not apply), and the main thread's extra space holds p only until the state is
+** given back. Giving back does what lua_close does for a state of the
+** instance's own: the objects registered with plume__lua_finalize_at_close get
+** their __gc now, while the loop is still there, and the registry slots go.
+*/
+
+static const char finalize_key = 'z'; /* table: userdata -> true, weak keys */
+
+void plume__lua_finalize_at_close(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &finalize_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return; /* a state of the instance's own: lua_close finalizes */
+  }
+  lua_pushvalue(L, idx);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3); /* finalize[v] = true */
+  lua_pop(L, 1);
+}
+
+/* Runs the __gc of every userdata of the finalize table (protected). */
+static int run_finalizers(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &finalize_key); /* t */
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) { /* t v true */
+    lua_pop(L, 1);               /* t v */
+    if (luaL_getmetafield(L, -1, "__gc") != LUA_TNIL) {
+      lua_pushvalue(L, -2); /* t v gc v */
+      lua_call(L, 1, 0);
+    }
+  }
+  return 0;
+}
+
+/* Unhooks the coroutines of a table (keys or values) and forgets p in them. */
+static void release_threads(lua_State *L, int t) {
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) { /* k v */
+    lua_State *co = lua_tothread(L, lua_isthread(L, -2) ? -2 : -1);
+    if (co != NULL) {
+      lua_sethook(co, NULL, 0, 0);
+      *(plume_t **)lua_getextraspace(co) = NULL;
+    }
+    lua_pop(L, 1);
+  }
+}
+
+static void give_back(plume_t *p) {
+  lua_State *L = p->L;
+  lua_State *main;
+  int top = lua_gettop(L);
+  static const char *const keys[] = {&instance_key, &tasks_key, &pool_key,
+                                     &limit_error_key, &finalize_key};
+  size_t i;
+  lua_pushcfunction(L, run_finalizers);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK)
+    plume__log(p, PLUME__LOG_ERROR, "lua", "closing: %s", lua_tostring(L, -1));
+  lua_settop(L, top);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key) == LUA_TTABLE)
+    release_threads(L, lua_gettop(L));
+  lua_settop(L, top);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key) == LUA_TTABLE)
+    release_threads(L, lua_gettop(L));
+  lua_settop(L, top);
+  for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, keys[i]);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD); /* main */
+  main = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  *(void **)lua_getextraspace(main) = p->lua_host_extra;
+}
+
+/* Sets up the registry slots in a state the host opened (protected). */
+static int open_borrowed(lua_State *L) {
+  plume_t *p = lua_touserdata(L, 1);
+  lua_pushlightuserdata(L, p);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &instance_key);
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &tasks_key);
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &pool_key);
+  lua_createtable(L, 0, 1); /* finalize */
+  lua_createtable(L, 0, 1); /* finalize mt */
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode"); /* mt.__mode = "k" */
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &finalize_key);
+  if (p->opts.lua_path[0] != '\0')
+    add_lua_path(L, p->opts.lua_path);
+  return open_framework(L);
+}
+
+int plume__lua_borrow(plume_t *p, lua_State *L) {
+  lua_State *main;
+  int top = lua_gettop(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &instance_key);
+  if (!lua_isnil(L, -1)) {
+    lua_settop(L, top);
+    return PLUME_ESTATE; /* an instance runs in this state already */
+  }
+  lua_settop(L, top);
+  p->task_budget = p->opts.lua_call_timeout > 0
+                       ? (uint64_t)p->opts.lua_call_timeout * 1000000u
+                       : 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD); /* main */
+  main = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  /* Threads copy the main thread's extra space: the hook finds p there. */
+  p->lua_host_extra = *(void **)lua_getextraspace(main);
+  *(plume_t **)lua_getextraspace(main) = p;
+  p->L = L;
+  p->lua_borrowed = 1;
+  lua_pushcfunction(L, traceback);
+  lua_pushcfunction(L, open_borrowed);
+  lua_pushlightuserdata(L, p);
+  if (lua_pcall(L, 1, 0, top + 1) != LUA_OK) {
+    plume__log(p, PLUME__LOG_ERROR, "lua", "cannot load the framework: %s",
+               lua_tostring(L, -1));
+    lua_settop(L, top);
+    give_back(p);
+    p->L = NULL;
+    return PLUME_ELUA;
+  }
+  lua_settop(L, top);
+  return 0;
+}
+
+/* }====== */
+
 void plume__lua_close(plume_t *p) {
-  if (p->L != NULL)
+  if (p->L != NULL && p->lua_borrowed)
+    give_back(p);
+  else if (p->L != NULL)
     lua_close(p->L);
   p->L = NULL;
 }

@@ -1787,7 +1787,8 @@ static int core_sio_attach(lua_State *L) {
   srv->origins_ref = srv->request_ref = srv->id_ref = LUA_NOREF;
   uv_timer_init(p->loop, &srv->timer);
   uv_unref((uv_handle_t *)&srv->timer);
-  b->ptr = srv; /* from here on __gc frees it */
+  b->ptr = srv;                        /* from here on __gc frees it */
+  plume__lua_finalize_at_close(L, -1); /* ... also in a borrowed state */
   plume__json_enc_init(&srv->enc, p->opts.max_json_depth);
   srv->max_depth = p->opts.max_json_depth;
   srv->max_attachments =

@@ -4,7 +4,7 @@
 set -e
 
 PKGS="build-essential pkg-config liblua5.4-dev lua5.4 libuv1-dev libwslay-dev lua-cjson \
-node-llhttp libssl-dev libcrypt-dev lua-busted lua-check clang libclang-rt-14-dev clang-format \
+node-llhttp libssl-dev libcrypt-dev lua-busted lua-check luarocks clang libclang-rt-14-dev clang-format \
 nodejs npm python3 python3-socketio python3-websocket python3-requests chromium"
 
 missing=""

@@ -46,6 +46,13 @@ _M.exit = core.exit
 -- Milliseconds (a float) from an arbitrary origin, for measuring durations.
 _M.now = core.hrtime
 
+-- From stock Lua (the rock): plume.run(dir [, opts]) serves the app folder dir in this
+-- Lua state, on a loop of its own, until the server shuts down (SIGINT, SIGTERM,
+-- plume.exit), then returns the exit code; nil, err when it cannot start. opts sets
+-- options by name ({ port = 3030, watch = false, ... }) over config/ and PLUME_*, and
+-- signals = false leaves SIGINT and SIGTERM alone.
+_M.run = core.run
+
 
 -- A call that overruns its time budget fails with a GeneralError (the C runtime raises
 -- what this returns; set_limit_error exists only inside the runtime).
