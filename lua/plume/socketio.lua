@@ -807,18 +807,12 @@ end
 
 
 local Conn = {}
-local ConnMethods = {}
 
 local Transport = {
   __tostring = function(t)
     return t.name
   end,
 }
-
-
-function ConnMethods:close()
-  sio.client_close(self._box)
-end
 
 
 Conn.__index = function(self, k)
@@ -828,7 +822,7 @@ Conn.__index = function(self, k)
   elseif k == "readyState" then
     return sio.client_info(self._box) and "open" or "closed"
   end
-  return ConnMethods[k]
+  return nil
 end
 
 
@@ -855,6 +849,10 @@ local function conn_of(io, cbox)
   conn = setmetatable({
     _box = cbox,
     _hs = hs,
+    -- conn:close() and conn.close() alike: the Engine.IO session goes ("forced close")
+    close = function()
+      sio.client_close(cbox)
+    end,
     id = id,
     protocol = protocol,
     remoteAddress = address,
