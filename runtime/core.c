@@ -19,12 +19,13 @@
 
 static const char *level_names[] = {"error", "warn", "info", "debug"};
 
+/* The level named s; -1 for a name that is none. */
 static int parse_level(const char *s) {
   int i;
   for (i = 0; i < 4; i++)
     if (strcmp(s, level_names[i]) == 0)
       return i;
-  return PLUME__LOG_INFO;
+  return -1;
 }
 
 /* 1 when subsystem is a word of list ("http,socketio", "http socketio"), or
@@ -180,6 +181,11 @@ int plume__new(plume_t **out, uv_loop_t *loop, const plume_options_t *o,
     plume_options_init(&p->opts);
   p->log_level = parse_level(p->opts.log_level);
   p->log_json = strcmp(p->opts.log_format, "json") == 0;
+  if (p->log_level < 0) {
+    p->log_level = PLUME__LOG_INFO;
+    plume__log(p, PLUME__LOG_WARN, "core", "unknown log_level '%s': info",
+               p->opts.log_level);
+  }
   if (loop == NULL) {
     err = uv_loop_init(&p->own_loop);
     if (err != 0)

@@ -158,6 +158,19 @@ static void find_lua_path(plume_options_t *opts) {
   }
 }
 
+/* 1 when s is one of the space-separated words of list. */
+static int one_of(const char *s, const char *list) {
+  size_t n = strlen(s);
+  while (*list != '\0') {
+    size_t k = strcspn(list, " ");
+    if (k == n && n > 0 && strncmp(list, s, n) == 0)
+      return 1;
+    list += k;
+    list += strspn(list, " ");
+  }
+  return 0;
+}
+
 /*
 ** The options of a run: defaults, then the config files of the app folder and
 ** environment that the environment and flags name, then the environment and
@@ -188,6 +201,12 @@ static int build_options(int argc, char **argv, int first, int cmd,
   }
   if (apply_env(opts) != 0 || parse_args(argc, argv, first, opts) != 0)
     return 2;
+  if (!one_of(opts->log_level, "error warn info debug") ||
+      !one_of(opts->log_format, "text json")) {
+    fprintf(stderr, "plume: log_level is one of error, warn, info, debug and "
+                    "log_format text or json\n");
+    return 2;
+  }
   find_lua_path(opts);
   return 0;
 }

@@ -133,6 +133,8 @@ h.test("§6 --help lists every option, --version, bad flags exit 2", async () =>
   assert.equal(unknown.status, 2);
   assert.match(unknown.stderr, /unknown option --no-such-option/);
   assert.equal(runSync([APP, "--port", "many"]).status, 2);
+  assert.equal(runSync([APP, "--log-level", "loud"]).status, 2);
+  assert.equal(runSync([APP, "--log-format", "xml"]).status, 2);
   const badEnv = runSync([APP], { PLUME_PORT: "x" });
   assert.equal(badEnv.status, 2);
   assert.match(badEnv.stderr, /PLUME_PORT/);
