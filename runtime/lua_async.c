@@ -279,7 +279,8 @@ static int async_spawn(lua_State *L) {
     for (i = 1; i <= n; i++)
       lua_pushvalue(L, i);
   } else {
-    luaL_checkstack(p->L, n + 4, NULL);
+    if (!lua_checkstack(p->L, n + 4))
+      return luaL_error(L, "spawn: too many arguments");
     lua_xmove(L, p->L, n);
   }
   plume__task_start(p, n - 1);

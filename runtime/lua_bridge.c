@@ -240,25 +240,10 @@ static int task_failed(plume_t *p, lua_State *co) {
   return PLUME_ELUA;
 }
 
-static int run(plume_t *p, lua_State *co, int nargs) {
-  uint64_t saved_deadline = p->task_deadline;
-  int saved_expired = p->task_expired, saved_capped = p->lua_capped;
-  int nres, status, waiting, killed;
-  p->task_waiting = 0;
-  p->task_killed = 0;
-  p->task_expired = 0;
-  p->task_deadline = p->task_budget != 0 ? uv_hrtime() + p->task_budget : 0;
-  p->task_depth++;
-  p->lua_capped = 1;
-  status = lua_resume(co, p->L, nargs, &nres);
-  p->lua_capped = saved_capped;
-  p->task_depth--;
-  waiting = p->task_waiting;
-  killed = p->task_killed;
-  p->task_waiting = 0;
-  p->task_killed = 0;
-  p->task_deadline = saved_deadline;
-  p->task_expired = saved_expired;
+/* What became of a run: the task waits (0), or it ended (0 or PLUME_ELUA) and
+** is unpinned. */
+static int settle(plume_t *p, lua_State *co, int status, int waiting,
+                  int killed) {
   if (status == LUA_YIELD) {
     if (waiting && !killed)
       return 0;
@@ -268,9 +253,7 @@ static int run(plume_t *p, lua_State *co, int nargs) {
                       "call stopped: it kept running after its time budget "
                       "error (%d ms)",
                       p->opts.lua_call_timeout);
-    else
-      /* A bare coroutine.yield() in a task would leave it suspended for ever.
-       */
+    else /* a bare coroutine.yield() would leave the task suspended for ever */
       lua_pushliteral(co, "attempt to yield from a task outside a plume wait "
                           "(use coroutine.wrap for your own coroutines)");
     return task_failed(p, co);
@@ -279,6 +262,32 @@ static int run(plume_t *p, lua_State *co, int nargs) {
     return task_failed(p, co);
   task_done(p, co, 1);
   return 0;
+}
+
+static int run(plume_t *p, lua_State *co, int nargs) {
+  uint64_t saved_deadline = p->task_deadline;
+  int saved_expired = p->task_expired, saved_capped = p->lua_capped;
+  int nres, status, waiting, killed, rc;
+  p->task_waiting = 0;
+  p->task_killed = 0;
+  p->task_expired = 0;
+  p->task_deadline = p->task_budget != 0 ? uv_hrtime() + p->task_budget : 0;
+  p->task_depth++;
+  p->lua_capped = 1;
+  status = lua_resume(co, p->L, nargs, &nres);
+  /* The bookkeeping below allocates on the main thread, unprotected: even
+  ** inside an outer task it must never hit the cap. */
+  p->lua_capped = 0;
+  p->task_depth--;
+  waiting = p->task_waiting;
+  killed = p->task_killed;
+  p->task_waiting = 0;
+  p->task_killed = 0;
+  p->task_deadline = saved_deadline;
+  p->task_expired = saved_expired;
+  rc = settle(p, co, status, waiting, killed);
+  p->lua_capped = saved_capped;
+  return rc;
 }
 
 /* Pushes an idle coroutine onto L: one from the pool, or a new one with the
@@ -315,7 +324,12 @@ int plume__task_start(plume_t *p, int nargs) {
   }
   saved_capped = p->lua_capped;
   p->lua_capped = 0; /* a spawn inside a task: pinning must not fail */
-  luaL_checkstack(L, 4, NULL);
+  if (!lua_checkstack(L, 4)) {
+    lua_pop(L, nargs + 1);
+    p->lua_capped = saved_capped;
+    plume__log(p, PLUME__LOG_ERROR, "lua", "task not started: no stack");
+    return PLUME_ELUA;
+  }
   co = task_thread(p);                           /* fn args... co */
   lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key); /* fn args... co tasks */
   lua_pushvalue(L, -2);                          /* fn args... co tasks co */
