@@ -633,6 +633,7 @@ struct plume_s {
   size_t lua_mem;             /* bytes the Lua state holds now (counting allocator) */
   size_t lua_mem_peak;        /* the most it ever held */
   size_t lua_mem_limit;       /* allocations beyond this fail (0: no cap) */
+  int lua_capped;             /* task code runs: the cap applies (C glue never fails) */
   uint64_t task_budget;       /* ns a task may run between waits (0: no limit) */
   uint64_t task_deadline;     /* uv_hrtime() at which the running slice is stopped */
   int task_expired;           /* the running slice got its time-budget error already */
@@ -657,7 +658,6 @@ void plume__conn_mark_dirty(plume__conn_t *c);
 /* Flushes every dirty connection with one vectored write each (the uv_check callback). */
 void plume__flush_all(plume_t *p);
 /* Starts listening (tcp.c). */
-  int lua_capped;             /* task code runs: the cap applies (C glue never fails) */
 int plume__tcp_listen(plume_t *p, const char *host, int port);
 /* Closes listeners and connections (tcp.c). */
 void plume__tcp_close_all(plume_t *p);
