@@ -53,8 +53,8 @@ struct plume__eio_server_s {
 /*
 ** One Engine.IO session. Owned by its server; freed only in its timer's close
 ** callback, never on a stack that may still use it. Connections point to it
-** through c->owner while it holds them (get, ws, probe); it clears those links
-** whenever it lets go.
+** through c->owner while it holds them (get, post, ws, probe); it clears those
+** links whenever it lets go.
 */
 struct plume__eio_session_s {
   plume_t *p;
@@ -65,6 +65,7 @@ struct plume__eio_session_s {
   ** (flush, on_close, release). */
   uv_timer_t timer;
   plume__conn_t *get;   /* the parked polling GET */
+  plume__conn_t *post;  /* the polling POST whose body is being read */
   plume__conn_t *ws;    /* the WebSocket transport */
   plume__conn_t *probe; /* the upgrade candidate */
   plume__eio_qent_t *q; /* packets waiting for a GET or the upgrade's end */
@@ -656,6 +657,11 @@ static void close_session(plume__eio_session_t *s, const char *reason,
   owe_notify(s);
   s->ping_at = s->timeout_at = s->close_at = 0;
   drop_probe(s);
+  if ((c = s->post) != NULL) { /* the reference aborts a POST being read */
+    s->post = NULL;
+    c->owner = NULL;
+    plume__conn_close(c, 0);
+  }
   if (!flush)
     queue_clear(s);
   if ((c = s->ws) != NULL) {
@@ -874,6 +880,9 @@ static void conn_gone(plume__conn_t *c) {
     s->get = NULL;
     s->flags &= ~SF_FLUSH;
     close_session(s, "transport error", 0);
+  } else if (c == s->post) { /* its body will never be complete */
+    s->post = NULL;
+    close_session(s, "transport error", 0);
   } else if (c == s->ws) {
     s->ws = NULL;
     close_session(s, "transport close", 0);
@@ -930,6 +939,26 @@ static void poll_get(plume__eio_session_t *s, plume__conn_t *c) {
   }
 }
 
+/* A second POST while one is being read (§2.6): 400, and the session closes,
+** which drops the first one's connection too, as the reference does. */
+static void refuse_overlap(plume__eio_session_t *s, plume__conn_t *c) {
+  plume__eio_server_t *srv = s->srv;
+  plume__log(s->p, PLUME__LOG_DEBUG, "engineio",
+             "conn %u: session %s: overlapping POST", c->id, s->sid);
+  close_session(s, "transport error", 0);
+  respond_status(srv, c, 400);
+}
+
+/* c's request is complete (or answered): the POST it held in progress, if any,
+** is over, whatever its answer turns out to be. */
+static void release_post(plume__conn_t *c) {
+  plume__eio_session_t *s = c->owner;
+  if (s != NULL && s->post == c) {
+    s->post = NULL;
+    c->owner = NULL;
+  }
+}
+
 static void poll_post(plume__eio_session_t *s, plume__conn_t *c,
                       const plume__http_req_t *r) {
   plume__eio_server_t *srv = s->srv;
@@ -939,6 +968,10 @@ static void poll_post(plume__eio_session_t *s, plume__conn_t *c,
   plume__eio_packet_t pkt;
   hdrs_t h;
   int rc = 0;
+  if (s->post != NULL) { /* a POST without a body, during another */
+    refuse_overlap(s, c);
+    return;
+  }
   if (binary && s->proto == 4) {
     plume__log(s->p, PLUME__LOG_DEBUG, "engineio",
                "conn %u: session %s: octet-stream POST", c->id, s->sid);
@@ -946,12 +979,12 @@ static void poll_post(plume__eio_session_t *s, plume__conn_t *c,
     respond_status(srv, c, 400);
     return;
   }
-  if (r->body.n > (size_t)srv->cfg.max_payload) {
-    /* The session stays, as in the reference and as when http.c refuses a
-    ** declared length early, before the request reaches this layer. */
+  if (r->over_limit || r->body.n > (size_t)srv->cfg.max_payload) {
+    /* The session stays, as in the reference. http.c stopped reading the
+    ** body (over_limit): the connection closes after this answer. */
     plume__log(s->p, PLUME__LOG_INFO, "engineio",
-               "conn %u: session %s: POST of %zu bytes over maxPayload, 413",
-               c->id, s->sid, r->body.n);
+               "conn %u: session %s: POST body over maxPayload (%d), 413",
+               c->id, s->sid, srv->cfg.max_payload);
     respond_status(srv, c, 413);
     return;
   }
@@ -1188,13 +1221,69 @@ static void upgrade(plume__eio_server_t *srv, plume__eio_session_t *s,
 /* ------------------------------------------------------------------------- */
 /* {====== Entry points */
 
+/*
+** The checks of §2.2 made before the method matters, in the reference's order:
+** the transport (#1), an upgrade asking for another transport, the Origin
+** (#2), the sid (#3a, #3b). Answers nothing. Returns -1 when r may go on, with
+** *tr its transport and *s its session (NULL when r has no sid), else the
+** error code to refuse it with.
+*/
+static int check_request(plume__eio_server_t *srv, const plume__http_req_t *r,
+                         int *tr, plume__eio_session_t **s) {
+  char tbuf[16], sid[SID_MAX];
+  int tlen, slen, ns;
+  plume_slice_t origin;
+  *tr = 0;
+  *s = NULL;
+  /* Exact names only: "__proto__", "constructor" and repeats are unknown. */
+  if (query_param(r->query, "transport", tbuf, sizeof(tbuf), &tlen) == 1) {
+    if (tlen == 7 && memcmp(tbuf, "polling", 7) == 0)
+      *tr = PLUME__EIO_POLLING;
+    else if (tlen == 9 && memcmp(tbuf, "websocket", 9) == 0)
+      *tr = PLUME__EIO_WEBSOCKET;
+  }
+  if (!(*tr & srv->cfg.transports))
+    return 0;
+  if (r->upgrade && *tr != PLUME__EIO_WEBSOCKET)
+    return 3;
+  origin = plume__http_header(r, "origin");
+  if (origin.p != NULL && !origin_valid(origin))
+    return 3;
+  ns = query_param(r->query, "sid", sid, sizeof(sid), &slen);
+  if (ns == 0 || slen == 0)
+    return -1; /* an empty sid counts as none, as in the reference */
+  *s = ns == 1 && slen > 0 ? table_find(&srv->table, sid, (size_t)slen) : NULL;
+  if (*s == NULL)
+    return 1;
+  if (!r->upgrade && *tr != (*s)->transport)
+    return 3;
+  return -1;
+}
+
+void plume__eio_handle_head(plume__eio_server_t *srv, plume__conn_t *c,
+                            plume__http_req_t *r) {
+  plume__eio_session_t *s;
+  int tr;
+  /* Anything but a valid polling POST is checked and answered once complete. */
+  if (r->method != HTTP_POST || r->upgrade ||
+      check_request(srv, r, &tr, &s) >= 0 || s == NULL || s->state != S_OPEN ||
+      s->transport != PLUME__EIO_POLLING)
+    return;
+  if (s->post != NULL) {
+    refuse_overlap(s, c);
+    return;
+  }
+  s->post = c;
+  c->owner = s;
+}
+
 void plume__eio_handle_request(plume__eio_server_t *srv, plume__conn_t *c,
                                plume__http_req_t *r) {
-  char tbuf[16], sid[SID_MAX], eio[8], b64[8];
-  int tlen, slen, elen, blen, ns, ne, tr = 0, proto = 0, b64_on;
-  plume_slice_t origin;
+  char eio[8], b64[8];
+  int elen, blen, ne, code, tr, proto = 0, b64_on;
   plume__eio_session_t *s;
   const char *msg;
+  release_post(c);
   if (srv->cfg.serve != NULL && r->path.n > srv->path_len && !r->upgrade &&
       srv->cfg.serve(srv->cfg.hook_ud, c, r))
     return;
@@ -1202,45 +1291,24 @@ void plume__eio_handle_request(plume__eio_server_t *srv, plume__conn_t *c,
     preflight(srv, c, r);
     return;
   }
-  /* Exact names only: "__proto__", "constructor" and repeats are unknown. */
-  if (query_param(r->query, "transport", tbuf, sizeof(tbuf), &tlen) == 1) {
-    if (tlen == 7 && memcmp(tbuf, "polling", 7) == 0)
-      tr = PLUME__EIO_POLLING;
-    else if (tlen == 9 && memcmp(tbuf, "websocket", 9) == 0)
-      tr = PLUME__EIO_WEBSOCKET;
-  }
-  if (!(tr & srv->cfg.transports)) {
-    refuse(srv, c, r, 0, NULL);
-    return;
-  }
-  if (r->upgrade && tr != PLUME__EIO_WEBSOCKET) {
-    refuse(srv, c, r, 3, NULL);
-    return;
-  }
-  origin = plume__http_header(r, "origin");
-  if (origin.p != NULL && !origin_valid(origin)) {
-    refuse(srv, c, r, 3, NULL);
+  code = check_request(srv, r, &tr, &s);
+  if (code >= 0) {
+    refuse(srv, c, r, code, NULL);
     return;
   }
   b64_on =
       query_param(r->query, "b64", b64, sizeof(b64), &blen) > 0 && blen != 0;
-  ns = query_param(r->query, "sid", sid, sizeof(sid), &slen);
-  /* An empty sid counts as none, as in the reference. */
-  if (ns > 0 && slen != 0) {
-    s = ns == 1 && slen > 0 ? table_find(&srv->table, sid, (size_t)slen) : NULL;
-    if (s == NULL) {
-      refuse(srv, c, r, 1, NULL);
-    } else if (r->upgrade) {
+  if (s != NULL) {
+    if (r->upgrade)
       upgrade(srv, s, c, r, b64_on);
-    } else if (tr != s->transport) {
-      refuse(srv, c, r, 3, NULL);
-    } else if (r->method == HTTP_GET) {
-      poll_get(s, c);
-    } else if (r->method == HTTP_POST) {
+    else if (r->method == HTTP_POST)
       poll_post(s, c, r);
-    } else {
+    else if (r->over_limit)
+      respond_status(srv, c, 413); /* the session stays */
+    else if (r->method == HTTP_GET)
+      poll_get(s, c);
+    else
       respond_status(srv, c, 500); /* the session stays */
-    }
     return;
   }
   if (r->method != HTTP_GET) {
@@ -1359,6 +1427,10 @@ void plume__eio_server_free(plume__eio_server_t *srv) {
 
 void *plume__eio_server_ud(plume__eio_server_t *srv) {
   return srv->ud;
+}
+
+size_t plume__eio_server_max_payload(const plume__eio_server_t *srv) {
+  return (size_t)srv->cfg.max_payload;
 }
 
 plume__eio_server_t *plume__eio_server_match(plume_t *p, plume_slice_t path) {

@@ -1,9 +1,10 @@
 /*
 ** http.c: HTTP/1.1 requests on a connection, parsed by llhttp 8.1.0. Below it
 ** is tcp.c; complete requests go to engineio.c (Engine.IO paths) or static.c,
-** upgrades to websocket.c through engineio.c. Keep-alive, pipelining, limits
-** and deadlines, and the framing checks llhttp 8.1.0 lacks (spec/reliability.md
-** §1.6, §3.2, §4.1; protocol.md §5).
+** upgrades to websocket.c through engineio.c; on Engine.IO paths the head of a
+** request with a body goes up first, and a body over the limit goes up unread.
+** Keep-alive, pipelining, limits and deadlines, and the framing checks llhttp
+** 8.1.0 lacks (spec/reliability.md §1.6, §3.2, §4.1; protocol.md §2.6, §5).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,8 @@ struct plume__http_s {
   uint8_t cr;            /* the previous head byte was CR: LF must follow */
   uint8_t field;         /* 1 inside a header name, 2 inside a value */
   uint8_t complete;      /* on_message_complete ran */
+  uint8_t head_done;     /* on_headers_complete ran for a request with a body */
+  uint8_t body_unread;   /* answered before its body was read: close after */
   uint8_t upgrade_ready; /* an upgrade request waits to be routed */
   uint8_t close_after;   /* answer with Connection: close, then close */
   uint8_t stale;         /* answered: reset before the next request */
@@ -184,8 +187,8 @@ static int respond(plume__conn_t *c, int status, const char *content_type,
     return PLUME_ECLOSED;
   if (h == NULL || h->state != H_WAIT)
     return PLUME_ESTATE;
-  close_conn =
-      !h->req.keep_alive || h->close_after || (h->eof && h->pending.len == 0);
+  close_conn = !h->req.keep_alive || h->close_after || h->body_unread ||
+               (h->eof && h->pending.len == 0);
   err = write_head(c, status, content_type, extra, n, close_conn);
   plume__log_access(c->p, "http", llhttp_method_name(h->req.method), h->req.url,
                     status, n, h->started);
@@ -457,25 +460,26 @@ static int header_has(plume__http_t *h, const char *name, const char *value) {
 static int on_headers_complete(llhttp_t *lp) {
   plume__http_t *h = lp->data;
   plume__conn_t *c = h->c;
-  const plume_options_t *o = &c->p->opts;
+  plume__eio_server_t *srv = plume__eio_server_match(c->p, url_path(h));
   int has_body = (lp->flags & F_CHUNKED) || lp->content_length > 0;
   /* llhttp refuses these too; checked again so no lenient build can let them
   ** by. */
   if (h->cl_count > 1 || (h->cl_count > 0 && h->te_count > 0))
     return fail_cb(h, 400, "conflicting body framing");
-  h->body_limit = (size_t)(plume__eio_server_match(c->p, url_path(h)) != NULL
-                               ? o->max_http_buffer_size
-                               : o->max_body_bytes);
+  h->body_off = (uint32_t)h->buf.len;
+  h->body_limit = srv != NULL ? plume__eio_server_max_payload(srv)
+                              : (size_t)c->p->opts.max_body_bytes;
   if ((lp->flags & F_CONTENT_LENGTH) && lp->content_length > h->body_limit)
     return fail_cb(h, 413, "declared body over the limit");
   if (has_body && !(lp->flags & F_CHUNKED) &&
       plume__buf_reserve(&h->buf, (size_t)lp->content_length) != 0)
     return fail_cb(h, 503, "out of memory");
-  if (has_body && header_has(h, "expect", "100-continue"))
-    plume__conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-  h->body_off = (uint32_t)h->buf.len;
   h->state = H_BODY;
-  return 0;
+  if (!has_body)
+    return 0;
+  /* begin_body runs once llhttp has returned, before any body byte. */
+  h->head_done = 1;
+  return HPE_PAUSED;
 }
 
 static int on_body(llhttp_t *lp, const char *at, size_t n) {
@@ -585,6 +589,7 @@ static void reset_request(plume__http_t *h) {
   h->error = 0;
   h->scan = SC_START;
   h->cr = h->field = h->complete = h->close_after = h->stale = h->parked = 0;
+  h->head_done = h->body_unread = 0;
   h->cl_count = h->te_count = 0;
   memset(&h->req, 0, sizeof(h->req));
 }
@@ -644,6 +649,51 @@ static void route(plume__http_t *h) {
     plume__static_serve(c->p, c, r);
 }
 
+/*
+** The head of a request with a body is complete. On an Engine.IO path it goes
+** up now, before the body is read, so that the session knows a POST is in
+** progress (protocol.md §2.6); an answer given there leaves the body unread
+** and ends the connection. Then Expect: 100-continue gets its interim answer.
+*/
+static void begin_body(plume__http_t *h) {
+  plume__conn_t *c = h->c;
+  plume__eio_server_t *srv =
+      h->parser.upgrade ? NULL : plume__eio_server_match(c->p, url_path(h));
+  h->head_done = 0;
+  if (srv != NULL) {
+    build_request(h);
+    h->state = H_WAIT; /* plume__http_current and the answers see the head */
+    h->body_unread = 1;
+    plume__eio_handle_head(srv, c, &h->req);
+    if (h->state != H_WAIT || h->dead || (c->flags & PLUME__CONN_CLOSING))
+      return;
+    h->state = H_BODY;
+    h->body_unread = 0;
+  }
+  if (header_has(h, "expect", "100-continue"))
+    plume__conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+}
+
+/*
+** A body over an Engine.IO server's max_payload is that server's to answer
+** (413 with an empty body and its CORS headers, the session kept: protocol.md
+** §2.6). The request goes up without its body, marked over_limit; the rest of
+** the body stays unread and the connection closes after the answer. Returns 0
+** off Engine.IO paths, where send_error answers.
+*/
+static int route_over_limit(plume__http_t *h) {
+  plume__conn_t *c = h->c;
+  if (h->parser.upgrade || plume__eio_server_match(c->p, url_path(h)) == NULL)
+    return 0;
+  plume__log(c->p, PLUME__LOG_INFO, "http", "conn %u: 413 (%s)", c->id, h->why);
+  build_request(h);
+  h->req.body.n = 0;
+  h->req.over_limit = 1;
+  h->body_unread = 1;
+  route(h);
+  return 1;
+}
+
 /* Parses and routes requests from data until one waits for its answer, the
 ** connection closes or the data ends. Returns the bytes consumed. */
 static size_t consume(plume__http_t *h, const char *data, size_t n) {
@@ -676,6 +726,12 @@ static size_t consume(plume__http_t *h, const char *data, size_t n) {
       off += k;
       continue;
     }
+    if (err == HPE_PAUSED && h->head_done) {
+      off += (size_t)(llhttp_get_error_pos(&h->parser) - p);
+      llhttp_resume(&h->parser);
+      begin_body(h);
+      continue;
+    }
     if (err != HPE_PAUSED || !h->complete) {
       if (h->error == 0)
         fail_cb(h, 400, llhttp_get_error_reason(&h->parser));
@@ -694,7 +750,8 @@ static size_t consume(plume__http_t *h, const char *data, size_t n) {
     route(h);
   }
   if (h->error != 0 && !h->dead) {
-    send_error(h, h->error, h->why);
+    if (h->error != 413 || !route_over_limit(h))
+      send_error(h, h->error, h->why);
     return n;
   }
   return off;

@@ -128,9 +128,9 @@ typedef struct plume__seg_s {
 /*
 ** One TCP connection. Owned by tcp.c: created on accept, freed only in the uv_close
 ** callback. It owns its HTTP parser (http), its WebSocket state (ws) and its output queue.
-** owner is the Engine.IO session bound to it (a parked GET or the websocket transport);
-** the session clears the link when it lets go, and the connection tells the session when it
-** closes (see plume__eio_conn_closed).
+** owner is the Engine.IO session bound to it (a parked GET, a POST whose body is being
+** read, or the websocket transport); the session clears the link when it lets go, and the
+** connection tells the session when it closes (see plume__eio_conn_closed).
 */
 struct plume__conn_s {
   uv_tcp_t tcp;               /* first member: (plume__conn_t *)handle */
@@ -147,6 +147,7 @@ struct plume__conn_s {
   plume__http_t *http;        /* parser and current request; NULL once upgraded */
   plume__ws_t *ws;            /* WebSocket state; NULL before an upgrade */
   plume__eio_session_t *owner;
+  size_t lingered;            /* bytes read and dropped while lingering (tcp.c) */
 };
 
 /* Queues a copy of n bytes for output; the flush happens once per loop turn.
@@ -158,7 +159,10 @@ int plume__conn_write_shared(plume__conn_t *c, plume__shared_t *sh, size_t off,
                              size_t n);
 /* Closes the connection: stops reading, optionally writes what is queued first (drain),
 ** then uv_close; memory is freed in the close callback, never on the caller's stack. Safe
-** to call more than once and from inside any callback. */
+** to call more than once and from inside any callback. A drained close lingers: once the
+** output is written it sends FIN and reads and drops input until EOF, for at most 2 s and
+** one maximal request's worth of bytes, so that input still in flight cannot make the
+** kernel answer with RST and discard the last answer (a 413, a close frame). */
 void plume__conn_close(plume__conn_t *c, int drain);
 /* Stops or restarts reading (input backpressure). */
 void plume__conn_read(plume__conn_t *c, int on);
@@ -179,9 +183,12 @@ typedef struct plume__header_s {
 } plume__header_t;
 
 /*
-** A request, complete (head and body) when handed to a route. All slices point into the
-** request's buffer and stay valid until the response is sent (plume__http_respond) or the
-** connection closes. A parked request (plume__http_park) keeps them.
+** A request, complete (head and body) when handed to a route, but for two cases on
+** Engine.IO paths: plume__eio_handle_head gets the head alone while the body is still
+** being read, and a request whose body is over the limit goes up with over_limit set and
+** an empty body. All slices point into the request's buffer and stay valid until the
+** response is sent (plume__http_respond) or the connection closes. A parked request
+** (plume__http_park) keeps them.
 */
 typedef struct plume__http_req_s {
   int method;              /* llhttp_method_t: HTTP_GET, HTTP_POST, ... */
@@ -193,6 +200,8 @@ typedef struct plume__http_req_s {
   plume_slice_t body;
   uint8_t keep_alive;      /* llhttp_should_keep_alive */
   uint8_t upgrade;         /* Connection: upgrade + Upgrade: websocket */
+  uint8_t over_limit;      /* the body passed the route's limit: it is not read, and the
+                              connection closes after the answer */
 } plume__http_req_t;
 
 /* Finds a header by name (case-insensitive). Returns a slice with p == NULL if absent. */
@@ -327,10 +336,21 @@ void plume__eio_server_free(plume__eio_server_t *srv);
 void *plume__eio_server_ud(plume__eio_server_t *srv);
 /* The server whose path prefixes the request path, or NULL (http.c routing). */
 plume__eio_server_t *plume__eio_server_match(plume_t *p, plume_slice_t path);
+/* The largest request body the server takes (its max_payload): http.c's limit there. */
+size_t plume__eio_server_max_payload(const plume__eio_server_t *srv);
+/*
+** The head of a request with a body on srv's path is complete; r->body is empty and the
+** body is still being read (http.c). A polling POST marks its session's POST as in progress
+** (c->owner); a second POST meanwhile is answered 400 and the session closes (§2.6). An
+** answer given here ends the connection once written, the body unread.
+*/
+void plume__eio_handle_head(plume__eio_server_t *srv, plume__conn_t *c,
+                            plume__http_req_t *r);
 /* Handles one complete request on its path: handshake, polling GET/POST, upgrade. */
 void plume__eio_handle_request(plume__eio_server_t *srv, plume__conn_t *c,
                                plume__http_req_t *r);
-/* Tells the session bound to c that the connection is gone (aborted GET, TCP close). */
+/* Tells the session bound to c that the connection is gone (aborted GET or POST, TCP
+** close). */
 void plume__eio_conn_closed(plume__conn_t *c);
 
 /* Queues one message packet: text (the packet data without the '4') or binary bytes.

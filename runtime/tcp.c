@@ -13,6 +13,8 @@
 
 /* Private flags, above the PLUME__CONN_* bits that internal.h hands out. */
 enum {
+  CONN_EOF = 1 << 12,             /* the peer sent FIN: no need to linger */
+  CONN_LINGER = 1 << 13,          /* output written, FIN sent: input dropped */
   CONN_HANDLES_CLOSING = 1 << 14, /* uv_close ran on both handles */
   CONN_ONE_CLOSED = 1 << 15,      /* one of the two close callbacks ran */
 };
@@ -23,6 +25,13 @@ enum {
                             */
 #define SCRATCH_KEEP 16384 /* larger scratch buffers are released when idle */
 #define STACK_BUFS 64
+
+/* A lingering close waits this long for the peer's FIN: long enough for a peer
+** still sending a refused body or frame to read our last answer, short enough
+** that lingering cannot hold connections (Apache lingers 2 s too). */
+#define LINGER_MS 2000
+/* Bytes a lingering close drops beyond one maximal request (linger_cap). */
+#define LINGER_SLACK 65536
 
 /* A uv_write in flight: it owns the scratch bytes and the shared references
 ** it sends. */
@@ -35,6 +44,8 @@ typedef struct write_req_s {
 } write_req_t;
 
 static void flush_conn(plume__conn_t *c);
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 /* ------------------------------------------------------------------------- */
 /* Closing. A connection holds two handles (tcp, timer); it is freed once
@@ -114,6 +125,73 @@ static void on_drain_timeout(uv_timer_t *t) {
   plume__conn_close(c, 0);
 }
 
+/* Lingering (see close_written). A peer may have one maximal request (head
+** and body, or a WebSocket message) in flight when we answer; more than that
+** is not worth reading. */
+static size_t linger_cap(const plume_options_t *o) {
+  size_t body = (size_t)(o->max_body_bytes > o->max_http_buffer_size
+                             ? o->max_body_bytes
+                             : o->max_http_buffer_size);
+  return (size_t)o->max_header_bytes + body + LINGER_SLACK;
+}
+
+static void on_linger_timeout(uv_timer_t *t) {
+  plume__conn_t *c = t->data;
+  plume__log(c->p, PLUME__LOG_DEBUG, "tcp", "conn %u: linger timed out", c->id);
+  close_handles(c);
+}
+
+/* Input of a lingering connection: dropped until EOF, an error or the cap. */
+static void linger_read(plume__conn_t *c, ssize_t nread) {
+  if (nread == UV_ENOBUFS || nread == 0)
+    return;
+  if (nread > 0) {
+    c->lingered += (size_t)nread;
+    if (c->lingered <= linger_cap(&c->p->opts))
+      return;
+    plume__log(c->p, PLUME__LOG_DEBUG, "tcp",
+               "conn %u: %zu bytes while lingering, closed", c->id,
+               c->lingered);
+  }
+  close_handles(c);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  plume__conn_t *c = req->handle->data;
+  free(req);
+  /* Cancelled by uv_close, or no FIN could be sent: nothing to wait for. */
+  if (status < 0 && !(c->flags & CONN_HANDLES_CLOSING))
+    close_handles(c);
+}
+
+/*
+** Ends a connection whose output is all written. Closing a socket with input
+** still unread makes the kernel send RST, which can destroy the answer before
+** the peer reads it (a 413 sent before the body, a close frame 1009 sent
+** before the rest of the message). So, unless the peer already sent FIN or the
+** server is shutting down: send FIN (uv_shutdown), read and drop input until
+** the peer's FIN, at most LINGER_MS and linger_cap bytes, then close.
+*/
+static void close_written(plume__conn_t *c) {
+  uv_shutdown_t *req;
+  c->flags &= ~PLUME__CONN_DRAIN;
+  if ((c->flags & CONN_EOF) || c->p->closing ||
+      (req = malloc(sizeof(*req))) == NULL) {
+    close_handles(c);
+    return;
+  }
+  if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+    free(req);
+    close_handles(c);
+    return;
+  }
+  c->flags |= CONN_LINGER;
+  c->lingered = 0;
+  uv_timer_start(&c->timer, on_linger_timeout, LINGER_MS, 0);
+  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+    close_handles(c); /* the pending shutdown is cancelled and freed */
+}
+
 void plume__conn_close(plume__conn_t *c, int drain) {
   if (c->flags & CONN_HANDLES_CLOSING)
     return;
@@ -128,20 +206,25 @@ void plume__conn_close(plume__conn_t *c, int drain) {
     if (c->flags & CONN_HANDLES_CLOSING)
       return; /* the upcall closed us without draining */
   }
-  if (drain && (c->nsegs > 0 || (c->flags & PLUME__CONN_WRITING))) {
-    if (!(c->flags & PLUME__CONN_DRAIN)) {
-      c->flags |= PLUME__CONN_DRAIN;
-      uv_timer_start(&c->timer, on_drain_timeout, DRAIN_TIMEOUT_MS, 0);
-      /* Nothing more joins this output: write it now, not at the flusher,
-      ** which can be a whole poll away when the close comes from a timer.
-      ** Left on p->dirty, c gives the flusher nothing more to do. */
-      flush_conn(c);
-    }
-    return;
-  }
+  /* Already draining or lingering: an abort, or shutdown, cuts it short. */
   if (drain && (c->flags & PLUME__CONN_DRAIN))
     return;
-  close_handles(c);
+  if (drain && (c->flags & CONN_LINGER) && !c->p->closing)
+    return;
+  if (!drain || (c->flags & CONN_LINGER)) {
+    close_handles(c);
+    return;
+  }
+  if (c->nsegs > 0 || (c->flags & PLUME__CONN_WRITING)) {
+    c->flags |= PLUME__CONN_DRAIN;
+    uv_timer_start(&c->timer, on_drain_timeout, DRAIN_TIMEOUT_MS, 0);
+    /* Nothing more joins this output: write it now, not at the flusher,
+    ** which can be a whole poll away when the close comes from a timer.
+    ** Left on p->dirty, c gives the flusher nothing more to do. */
+    flush_conn(c);
+    return;
+  }
+  close_written(c);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -303,7 +386,7 @@ static void flush_conn(plume__conn_t *c) {
     return;
   if (n == 0) {
     if (c->flags & PLUME__CONN_DRAIN)
-      close_handles(c);
+      close_written(c);
     return;
   }
   if (n > STACK_BUFS && (bufs = malloc(n * sizeof(*bufs))) == NULL) {
@@ -335,7 +418,7 @@ static void flush_conn(plume__conn_t *c) {
     if (c->scratch.cap > SCRATCH_KEEP)
       plume__buf_free(&c->scratch);
     if (c->flags & PLUME__CONN_DRAIN)
-      close_handles(c);
+      close_written(c);
     goto done;
   }
   bufs[i].base += done;
@@ -374,6 +457,12 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   plume__conn_t *c = s->data;
   plume_t *p = c->p;
+  if (c->flags & CONN_LINGER) {
+    linger_read(c, nread);
+    return;
+  }
+  if (nread == UV_EOF)
+    c->flags |= CONN_EOF; /* a later drained close need not linger */
   if (nread > 0) {
     if (c->flags & PLUME__CONN_CLOSING)
       return;

@@ -24,8 +24,14 @@ __attribute__((weak)) void plume__log(plume_t *p, int level,
                                       const char *subsystem, const char *fmt,
                                       ...) {}
 
+__attribute__((weak)) void plume__log_access(plume_t *p, const char *kind,
+                                             const char *method,
+                                             plume_slice_t path, int status,
+                                             size_t bytes, uint64_t start_ns) {}
+
 static int fake_server, fake_session;
 static plume__conn_t *parked;
+static plume_t *inst;
 
 __attribute__((weak)) plume__eio_server_t *
 plume__eio_server_match(plume_t *p, plume_slice_t path) {
@@ -66,6 +72,23 @@ __attribute__((weak)) void plume__eio_handle_request(plume__eio_server_t *srv,
   }
 }
 
+__attribute__((weak)) size_t
+plume__eio_server_max_payload(const plume__eio_server_t *srv) {
+  return (size_t)inst->opts.max_http_buffer_size;
+}
+
+/* The head of a request with a body: /engine.io/busy is answered there, as
+** Engine.IO answers an overlapping POST. An over_limit request goes on to
+** plume__eio_handle_request like any other. */
+__attribute__((weak)) void plume__eio_handle_head(plume__eio_server_t *srv,
+                                                  plume__conn_t *c,
+                                                  plume__http_req_t *r) {
+  char sid[32];
+  plume__http_query(r, "sid", sid, sizeof(sid));
+  if (r->path.n == 15 && memcmp(r->path.p, "/engine.io/busy", 15) == 0)
+    plume__http_respond(c, 400, NULL, NULL, NULL, 0);
+}
+
 __attribute__((weak)) void plume__eio_conn_closed(plume__conn_t *c) {
   if (parked == c)
     parked = NULL;
@@ -79,7 +102,6 @@ __attribute__((weak)) void plume__ws_free(plume__conn_t *c) {}
 /* ------------------------------------------------------------------------- */
 
 static uv_loop_t loop;
-static plume_t *inst;
 
 /* What tcp.c does on accept, minus the socket. */
 static plume__conn_t *fake_conn(plume_t *p) {

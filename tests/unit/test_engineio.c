@@ -607,16 +607,15 @@ static lb_conn_t *lb_new(void) {
 }
 
 /*
-** Sends a request on l: "GET /engine.io/?EIO=4", header lines "Name: value\n"
-** (may be NULL), a body. A request whose headers hold "Upgrade: websocket" is
-** an upgrade.
+** Puts a request on l without sending it: "GET /engine.io/?EIO=4", header
+** lines "Name: value\n" (may be NULL), a body. A request whose headers hold
+** "Upgrade: websocket" is an upgrade.
 */
-static void lb_request(lb_conn_t *l, int method, const char *url,
-                       const char *headers, const char *body, size_t n) {
+static void lb_build(lb_conn_t *l, int method, const char *url,
+                     const char *headers, const char *body, size_t n) {
   plume__http_req_t *r = &l->req;
   char *d = l->buf;
   const char *q;
-  plume__eio_server_t *s;
   CHECK(!l->has_req && !l->closed && !l->ws);
   memset(r, 0, sizeof(*r));
   r->method = method;
@@ -654,10 +653,32 @@ static void lb_request(lb_conn_t *l, int method, const char *url,
   r->keep_alive = 1;
   l->has_req = 1;
   l->parked = 0;
-  s = plume__eio_server_match(P, r->path);
+}
+
+/* Hands l's request, complete, to its server as http.c does. */
+static void lb_dispatch(lb_conn_t *l) {
+  plume__eio_server_t *s = plume__eio_server_match(P, l->req.path);
   CHECK(s != NULL);
   if (s != NULL)
-    plume__eio_handle_request(s, &l->c, r);
+    plume__eio_handle_request(s, &l->c, &l->req);
+}
+
+static void lb_request(lb_conn_t *l, int method, const char *url,
+                       const char *headers, const char *body, size_t n) {
+  lb_build(l, method, url, headers, body, n);
+  lb_dispatch(l);
+}
+
+/* A POST whose head has arrived and whose body has not: http.c's
+** plume__eio_handle_head. lb_dispatch(l) delivers it whole later. */
+static lb_conn_t *post_head(const char *url, const char *body, size_t n) {
+  lb_conn_t *l = lb_new();
+  lb_build(l, HTTP_POST, url, "Content-Type: text/plain;charset=UTF-8\n", body,
+           n);
+  l->req.body.n = 0;
+  plume__eio_handle_head(srv, &l->c, &l->req);
+  l->req.body.n = n;
+  return l;
 }
 
 static lb_conn_t *get(const char *url) {
@@ -1351,6 +1372,115 @@ static void test_polling_bad_requests(void) {
   teardown();
 }
 
+/* A POST being read is in progress on its session (§2.6). */
+static void test_polling_post_overlap(void) {
+  char sid[64];
+  lb_conn_t *a, *b, *g, *l;
+  setup();
+  handshake_polling("EIO=4", sid);
+  a = post_head(url(POLL, sid), B("4one"));
+  CHECK(a->c.owner == up.last);
+  CHECK_EQ(a->answers, 0);
+  lb_dispatch(a);
+  CHECK_STR(a->body.p, "ok");
+  CHECK(a->c.owner == NULL);
+  CHECK_STR(up.log.p, "T:one|");
+  l = get(url(POLL, sid));
+  CHECK_STR(l->body.p, "4one");
+  /* A second POST meanwhile gets 400 (empty) at its head; the session closes,
+  ** dropping the first POST's connection unanswered, and a parked GET gets
+  ** the close packet. */
+  g = get(url(POLL, sid));
+  CHECK(g->parked);
+  a = post_head(url(POLL, sid), B("4ab"));
+  b = post_head(url(POLL, sid), B("4cd"));
+  CHECK_EQ(b->status, 400);
+  CHECK_STR(b->body.p, "");
+  CHECK(a->closed && a->answers == 0 && a->c.owner == NULL);
+  CHECK_STR(g->body.p, "1");
+  l = get(url(POLL, sid));
+  CHECK_EQ(l->status, 400);
+  run_ms(0);
+  CHECK_STR(up.reason, "transport error");
+  CHECK_EQ(up.messages, 1);
+  /* The same for a POST without a body, which has no head of its own. */
+  handshake_polling("EIO=4", sid);
+  a = post_head(url(POLL, sid), B("4ab"));
+  b = lb_new();
+  lb_request(b, HTTP_POST, url(POLL, sid), NULL, NULL, 0);
+  CHECK_EQ(b->status, 400);
+  CHECK_STR(b->body.p, "");
+  CHECK(a->closed && a->answers == 0);
+  run_ms(0);
+  CHECK_STR(up.reason, "transport error");
+  /* The connection of a POST in progress goes away: its body never comes. */
+  handshake_polling("EIO=4", sid);
+  a = post_head(url(POLL, sid), B("4ab"));
+  lb_drop(a);
+  l = get(url(POLL, sid));
+  CHECK_EQ(l->status, 400);
+  run_ms(0);
+  CHECK_STR(up.reason, "transport error");
+  /* A head that the whole request will refuse marks nothing. */
+  handshake_polling("EIO=4", sid);
+  a = post_head(url(EIOP "?EIO=4&transport=websocket&sid=%s", sid), B("4x"));
+  CHECK(a->c.owner == NULL);
+  l = post(url(POLL, sid), B("4fine"));
+  CHECK_STR(l->body.p, "ok");
+  lb_dispatch(a);
+  CHECK_STR(a->body.p, "{\"code\":3,\"message\":\"Bad request\"}");
+  /* The session closing for another reason drops a POST in progress. */
+  a = post_head(url(POLL, sid), B("4x"));
+  g = get(url(POLL, sid));
+  CHECK_STR(g->body.p, "4fine");
+  g = get(url(POLL, sid));
+  plume__eio_close(up.last, "forced close");
+  CHECK_STR(g->body.p, "1");
+  CHECK(a->closed && a->answers == 0 && a->c.owner == NULL);
+  run_ms(0);
+  CHECK_STR(up.reason, "forced close");
+  CHECK_EQ(up.closes, 4);
+  teardown();
+}
+
+/* A body over max_payload that http.c did not read (over_limit): 413. */
+static void test_polling_post_over_limit(void) {
+  char sid[64];
+  lb_conn_t *a, *l;
+  setup();
+  CHECK_EQ(plume__eio_server_max_payload(srv), 1000000);
+  srv->cfg.max_payload = 100;
+  CHECK_EQ(plume__eio_server_max_payload(srv), 100);
+  handshake_polling("EIO=4", sid);
+  a = post_head(url(POLL, sid), B("4x"));
+  a->req.body.n = 0;
+  a->req.over_limit = 1;
+  lb_dispatch(a);
+  CHECK_EQ(a->status, 413);
+  CHECK_STR(a->body.p, "");
+  CHECK(strstr(a->hdrs, "Access-Control-Allow-Origin: *\r\n") != NULL);
+  CHECK(a->c.owner == NULL);
+  /* The session stays, and its POST is no longer in progress. */
+  l = post(url(POLL, sid), B("4alive"));
+  CHECK_STR(l->body.p, "ok");
+  l = get(url(POLL, sid));
+  CHECK_STR(l->body.p, "4alive");
+  /* Another method with such a body: 413 too. */
+  l = lb_new();
+  lb_build(l, HTTP_GET, url(POLL, sid), NULL, NULL, 0);
+  l->req.over_limit = 1;
+  lb_dispatch(l);
+  CHECK_EQ(l->status, 413);
+  /* The checks of §2.2 still come first. */
+  l = lb_new();
+  lb_build(l, HTTP_POST, url(POLL, "nope"), NULL, NULL, 0);
+  l->req.over_limit = 1;
+  lb_dispatch(l);
+  CHECK_STR(l->body.p, "{\"code\":1,\"message\":\"Session ID unknown\"}");
+  CHECK_EQ(up.closes, 0);
+  teardown();
+}
+
 static void test_polling_heartbeat(void) {
   char sid[64];
   lb_conn_t *g, *l;
@@ -1884,6 +2014,8 @@ int main(void) {
   RUN(test_polling_aborted_get);
   RUN(test_polling_close_packet);
   RUN(test_polling_bad_requests);
+  RUN(test_polling_post_overlap);
+  RUN(test_polling_post_over_limit);
   RUN(test_polling_heartbeat);
   RUN(test_server_close_polling);
   RUN(test_output_cap);

@@ -29,9 +29,13 @@
 static int fake_server;  /* its address stands for the Engine.IO server */
 static int fake_session; /* its address stands for a session owning a conn */
 static int eio_requests, eio_closed_calls, flood_result;
+static int eio_heads, eio_over_limit;
+static size_t eio_max_payload; /* the fake server's own limit */
+static char eio_order[64];     /* 'H' per head, 'R' per complete request */
 static plume__conn_t *parked;
 static uv_timer_t *answer_timer;
 static char last_warning[512];
+static int linger_timeouts, linger_capped;
 
 void plume__log(plume_t *p, int level, const char *subsystem, const char *fmt,
                 ...) {
@@ -42,9 +46,17 @@ void plume__log(plume_t *p, int level, const char *subsystem, const char *fmt,
   va_end(ap);
   if (level == PLUME__LOG_WARN)
     snprintf(last_warning, sizeof(last_warning), "%s", msg);
+  if (strstr(msg, "linger timed out") != NULL)
+    linger_timeouts++;
+  if (strstr(msg, "while lingering") != NULL)
+    linger_capped++;
   if (getenv("PLUME_TEST_LOG") != NULL)
     fprintf(stderr, "# [%s] %s\n", subsystem, msg);
 }
+
+void plume__log_access(plume_t *p, const char *kind, const char *method,
+                       plume_slice_t path, int status, size_t bytes,
+                       uint64_t start_ns) {}
 
 plume__eio_server_t *plume__eio_server_match(plume_t *p, plume_slice_t path) {
   return path.n >= 11 && memcmp(path.p, "/engine.io/", 11) == 0
@@ -54,6 +66,33 @@ plume__eio_server_t *plume__eio_server_match(plume_t *p, plume_slice_t path) {
 
 static int path_is(const plume__http_req_t *r, const char *s) {
   return r->path.n == strlen(s) && memcmp(r->path.p, s, r->path.n) == 0;
+}
+
+size_t plume__eio_server_max_payload(const plume__eio_server_t *srv) {
+  return eio_max_payload;
+}
+
+static void note_order(char ch) {
+  size_t n = strlen(eio_order);
+  if (n + 1 < sizeof(eio_order)) {
+    eio_order[n] = ch;
+    eio_order[n + 1] = '\0';
+  }
+}
+
+/* The head alone, while the body is still being read: /engine.io/busy answers
+** it at once, as Engine.IO does an overlapping POST. */
+void plume__eio_handle_head(plume__eio_server_t *srv, plume__conn_t *c,
+                            plume__http_req_t *r) {
+  __atomic_add_fetch(&eio_heads, 1, __ATOMIC_SEQ_CST); /* the client peeks */
+  note_order('H');
+  CHECK(plume__http_current(c) == r);
+  CHECK_EQ(r->body.n, 0);
+  CHECK(!r->over_limit);
+  CHECK(plume__http_header(r, "content-length").p != NULL ||
+        plume__http_header(r, "transfer-encoding").p != NULL);
+  if (path_is(r, "/engine.io/busy"))
+    plume__http_respond(c, 400, NULL, NULL, NULL, 0);
 }
 
 static void on_answer(uv_timer_t *t) {
@@ -67,7 +106,14 @@ static void on_answer(uv_timer_t *t) {
 void plume__eio_handle_request(plume__eio_server_t *srv, plume__conn_t *c,
                                plume__http_req_t *r) {
   char q[64], out[512];
+  if (r->over_limit) { /* Engine.IO's answer: 413, empty */
+    eio_over_limit++;
+    CHECK_EQ(r->body.n, 0);
+    plume__http_respond(c, 413, NULL, NULL, NULL, 0);
+    return;
+  }
   eio_requests++;
+  note_order('R');
   if (path_is(r, "/engine.io/echo")) {
     int n;
     if (plume__http_query(r, "q", q, sizeof(q)) < 0)
@@ -170,8 +216,12 @@ static void env_start(env_t *e, void (*setup)(plume_options_t *),
   uv_timer_init(&e->loop, &e->timer);
   answer_timer = &e->timer;
   eio_requests = eio_closed_calls = flood_result = 0;
+  eio_heads = eio_over_limit = 0;
+  eio_max_payload = (size_t)e->p->opts.max_http_buffer_size;
+  eio_order[0] = '\0';
   parked = NULL;
   last_warning[0] = '\0';
+  linger_timeouts = linger_capped = 0;
 }
 
 static void *client_main(void *arg) {
@@ -244,14 +294,16 @@ static void cl_close(client_t *k) {
   free(k);
 }
 
-static void cl_sendn(client_t *k, const char *p, size_t n) {
+/* Returns 0 once every byte is sent, -1 when the connection failed first. */
+static int cl_sendn(client_t *k, const char *p, size_t n) {
   while (n > 0) {
     ssize_t w = send(k->fd, p, n, MSG_NOSIGNAL);
     if (w <= 0)
-      return;
+      return -1;
     p += w;
     n -= (size_t)w;
   }
+  return 0;
 }
 
 static void cl_send(client_t *k, const char *s) {
@@ -477,7 +529,10 @@ static void client_body_limits(env_t *e) {
   CHECK_EQ(cl_response(k, &r, 0), 200);
   CHECK_EQ(r.body_n, strlen("POST q=- body=") + 150);
   cl_send(k, "POST /engine.io/echo HTTP/1.1\r\nContent-Length: 201\r\n\r\n");
-  CHECK_EQ(cl_response(k, &r, 0), 413);
+  CHECK_EQ(cl_response(k, &r, 0), 413); /* Engine.IO's answer, see the fake */
+  CHECK_EQ(r.body_n, 0);
+  CHECK_STR(resp_header(&r, "connection"), "close");
+  CHECK(cl_eof(k));
   cl_close(k);
   /* Chunked bodies are counted as they stream in. */
   k = cl_open(e);
@@ -491,6 +546,7 @@ static void client_body_limits(env_t *e) {
   cl_send(k, "\r\n64\r\n");
   cl_sendn(k, big, 100);
   CHECK_EQ(cl_response(k, &r, 0), 413);
+  CHECK_EQ(r.body_n, 0);
   CHECK(cl_eof(k));
   cl_close(k);
 }
@@ -500,6 +556,56 @@ static void test_body_limits(void) {
   env_start(&e, small_limits, NULL);
   env_run(&e, client_body_limits);
   CHECK_EQ(eio_requests, 1);
+  CHECK_EQ(eio_over_limit, 2);
+  env_finish(&e);
+}
+
+/* A peer whose refused input is still arriving gets the answer and a clean
+** EOF: the close lingers (tcp.c), bounded in bytes and in time. */
+static void linger_limits(plume_options_t *o) {
+  o->max_body_bytes = 100;
+  o->max_http_buffer_size = 200000; /* a request in flight: < 300 KB */
+}
+
+static void client_linger(env_t *e) {
+  static resp_t r;
+  static char body[150000], chunk[65536];
+  client_t *k;
+  int i;
+  /* The body follows the head at once, so the 413 goes out while most of it
+  ** is still unread; the peer then goes on sending. Closed at once, the
+  ** socket would answer that with RST, and a client (Node's) that sees its
+  ** write fail drops the answer it has not parsed yet. */
+  k = cl_open(e);
+  cl_send(k, "POST /upload HTTP/1.1\r\nContent-Length: 150000\r\n\r\n");
+  CHECK_EQ(cl_sendn(k, body, 100000), 0);
+  CHECK_EQ(cl_response(k, &r, 0), 413);
+  usleep(20000);
+  CHECK_EQ(cl_sendn(k, body, 50000), 0);
+  CHECK_EQ(cl_fill(k), 0);
+  cl_close(k);
+  /* More than one request's worth is not read to the end. */
+  k = cl_open(e);
+  cl_send(k, "POST /upload HTTP/1.1\r\nContent-Length: 9000000\r\n\r\n");
+  for (i = 0; i < 32; i++)
+    cl_sendn(k, chunk, sizeof(chunk));
+  CHECK(cl_eof(k));
+  cl_close(k);
+  /* A peer that never sends its FIN is cut off after 2 s. */
+  k = cl_open(e);
+  cl_send(k, "POST /upload HTTP/1.1\r\nContent-Length: 101\r\n\r\n");
+  CHECK_EQ(cl_response(k, &r, 0), 413);
+  CHECK_EQ(cl_fill(k), 0); /* our FIN comes at once */
+  usleep(2300000);
+  cl_close(k);
+}
+
+static void test_linger(void) {
+  env_t e;
+  env_start(&e, linger_limits, NULL);
+  env_run(&e, client_linger);
+  CHECK_EQ(linger_capped, 1);
+  CHECK_EQ(linger_timeouts, 1);
   env_finish(&e);
 }
 
@@ -734,6 +840,102 @@ static void test_park(void) {
   env_run(&e, client_park);
   CHECK_EQ(eio_closed_calls, 1);
   CHECK(parked == NULL);
+  env_finish(&e);
+}
+
+/* Engine.IO hears of a request with a body at its head (protocol.md §2.6: a
+** POST in progress), and its own max_payload bounds the body. */
+static void client_eio_head(env_t *e) {
+  static resp_t r;
+  client_t *k = cl_open(e);
+  cl_send(k, "POST /engine.io/echo HTTP/1.1\r\nContent-Length: 10\r\n\r\n012");
+  usleep(50000);
+  CHECK_EQ(__atomic_load_n(&eio_heads, __ATOMIC_SEQ_CST), 1);
+  cl_send(k, "3456789");
+  CHECK_EQ(cl_response(k, &r, 0), 200);
+  CHECK_STR(r.body, "POST q=- body=0123456789");
+  CHECK_STR(resp_header(&r, "connection"), "keep-alive");
+  /* Chunked too; a request without a body has no head of its own. */
+  cl_send(k, "POST /engine.io/echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+             "\r\n3\r\nabc\r\n0\r\n\r\nGET /engine.io/echo HTTP/1.1\r\n\r\n");
+  CHECK_EQ(cl_response(k, &r, 0), 200);
+  CHECK_STR(r.body, "POST q=- body=abc");
+  CHECK_EQ(cl_response(k, &r, 0), 200);
+  /* Outside Engine.IO paths nobody hears of the head. */
+  cl_send(k, "POST /nothing HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi");
+  CHECK_EQ(cl_response(k, &r, 0), 405);
+  cl_close(k);
+  /* An answer to the head: the body is never read and the connection ends,
+  ** even with more of the body on its way. */
+  k = cl_open(e);
+  cl_send(k, "POST /engine.io/busy HTTP/1.1\r\nContent-Length: 10\r\n\r\n012");
+  CHECK_EQ(cl_response(k, &r, 0), 400);
+  CHECK_STR(resp_header(&r, "connection"), "close");
+  cl_send(k, "3456789");
+  CHECK(cl_eof(k));
+  cl_close(k);
+}
+
+static void test_eio_head(void) {
+  env_t e;
+  env_start(&e, NULL, NULL);
+  env_run(&e, client_eio_head);
+  CHECK_EQ(eio_heads, 3);
+  CHECK_EQ(eio_requests, 3);
+  CHECK_STR(eio_order, "HRHRRH");
+  env_finish(&e);
+}
+
+static void eio_limits(plume_options_t *o) {
+  o->max_body_bytes = 100;
+  o->max_http_buffer_size = 1000;
+}
+
+static void client_eio_limits(env_t *e) {
+  static resp_t r;
+  static char big[64];
+  client_t *k = cl_open(e);
+  memset(big, 'x', sizeof(big));
+  /* The server's own max_payload (50), not max_http_buffer_size (1000). */
+  cl_send(k, "POST /engine.io/echo HTTP/1.1\r\nContent-Length: 50\r\n\r\n");
+  cl_sendn(k, big, 50);
+  CHECK_EQ(cl_response(k, &r, 0), 200);
+  /* Declared over it: 413 from Engine.IO (empty), then the connection ends. */
+  cl_send(k, "POST /engine.io/echo HTTP/1.1\r\nContent-Length: 51\r\n\r\n");
+  CHECK_EQ(cl_response(k, &r, 0), 413);
+  CHECK_EQ(r.body_n, 0);
+  CHECK_STR(resp_header(&r, "connection"), "close");
+  cl_sendn(k, big, 51);
+  CHECK(cl_eof(k));
+  cl_close(k);
+  /* Over it as it streams in (two chunks of 30): the head went up first. */
+  k = cl_open(e);
+  cl_send(k, "POST /engine.io/echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+             "\r\n1e\r\n");
+  cl_sendn(k, big, 30);
+  cl_send(k, "\r\n1e\r\n");
+  cl_sendn(k, big, 30);
+  CHECK_EQ(cl_response(k, &r, 0), 413);
+  CHECK_EQ(r.body_n, 0);
+  CHECK(cl_eof(k));
+  cl_close(k);
+  /* Elsewhere the generic answer stays. */
+  k = cl_open(e);
+  cl_send(k, "POST /upload HTTP/1.1\r\nContent-Length: 101\r\n\r\n");
+  CHECK_EQ(cl_response(k, &r, 0), 413);
+  CHECK_STR(r.body, "Payload Too Large\n");
+  CHECK(cl_eof(k));
+  cl_close(k);
+}
+
+static void test_eio_limits(void) {
+  env_t e;
+  env_start(&e, eio_limits, NULL);
+  eio_max_payload = 50;
+  env_run(&e, client_eio_limits);
+  CHECK_EQ(eio_requests, 1);
+  CHECK_EQ(eio_over_limit, 2);
+  CHECK_EQ(eio_heads, 2); /* a declared excess is refused before the head */
   env_finish(&e);
 }
 
@@ -1006,6 +1208,7 @@ static void feed_split(const char *in, size_t n, size_t cut, char *out,
   uv_loop_init(&loop);
   plume_options_init(&p->opts);
   p->loop = &loop;
+  eio_max_payload = (size_t)p->opts.max_http_buffer_size;
   c = fake_conn(p);
   plume__http_on_data(c, in, cut);
   plume__http_on_data(c, in + cut, n - cut);
@@ -1072,12 +1275,15 @@ int main(void) {
   RUN(test_keepalive_pipelining);
   RUN(test_bodies);
   RUN(test_body_limits);
+  RUN(test_linger);
   RUN(test_header_limits);
   RUN(test_smuggling);
   RUN(test_timeouts);
   RUN(test_max_connections);
   RUN(test_output_cap);
   RUN(test_park);
+  RUN(test_eio_head);
+  RUN(test_eio_limits);
   RUN(test_upgrade);
   RUN(test_static);
   RUN(test_big_files);
