@@ -281,6 +281,9 @@ local function snapshot(self, event)
     return nil
   end
   local n = #list
+  if n == 1 and not list[1].once then
+    return list -- callers read list[1] only: no copy needed
+  end
   local out = {}
   local once = false
   for i = 1, n do
@@ -1094,6 +1097,11 @@ end
 -- Events from clients (called by C in a task of their own)
 
 
+local function handler_failed(event, err)
+  log("error", "'" .. tostring(event) .. "' handler: " .. tostring(err))
+end
+
+
 local function deliver(socket, packet, state)
   local event = packet[1]
   local any = socket._any
@@ -1108,9 +1116,10 @@ local function deliver(socket, packet, state)
     return
   end
   for i = 1, #list do
-    local r = call("'" .. tostring(event) .. "' handler", list[i].fn,
-                   unpack(packet, 2, packet.n))
-    if r[1] and state and not state.sent and r.n > 1 then
+    local r = pack(xpcall(list[i].fn, handler, unpack(packet, 2, packet.n)))
+    if not r[1] then
+      handler_failed(event, r[2])
+    elseif state and not state.sent and r.n > 1 then
       -- the handler's return values are its answer
       call("ack of '" .. tostring(event) .. "'", state.ack, unpack(r, 2, r.n))
     end
@@ -1119,6 +1128,19 @@ end
 
 
 local function on_event(socket, id, event, ...)
+  if id == nil and socket._any == nil and (socket._fns == nil or #socket._fns == 0) then
+    -- no ack, no middleware, no onAny: the listeners get the arguments as they are
+    local list = snapshot(socket, event)
+    if list then
+      for i = 1, #list do
+        local ok, err = xpcall(list[i].fn, handler, ...)
+        if not ok then
+          handler_failed(event, err)
+        end
+      end
+    end
+    return
+  end
   local state
   local packet = pack(event, ...)
   if id ~= nil then
