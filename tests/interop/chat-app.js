@@ -118,6 +118,11 @@ for (const spec of APPS) {
     assert.match(bundle.text, /webpackUniversalModuleDefinition/);
     assert.match(bundle.text, /"feathers"/);
     assert.equal((await request(server.port, "/socket.io/socket.io.js")).status, 200);
+    // The mounted folder is all that is served there, and nothing outside it.
+    assert.equal((await request(server.port, "/feathers/feathers.min.js")).status, 200);
+    assert.equal((await request(server.port, "/feathers/")).status, 404);
+    assert.equal((await request(server.port, "/feathers/../package.json")).status, 400);
+    assert.equal((await request(server.port, "/feathers/%2e%2e/package.json")).status, 400);
   });
 
   h.test(
