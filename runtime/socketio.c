@@ -76,7 +76,7 @@ struct sio_nsp_s {
   sio_nsp_t *next;    /* srv->nsps */
   sio_socket_t *head; /* connected sockets: broadcasts to all */
   uint32_t nsockets;
-  uint32_t nbound; /* sockets bound to it, pending or connected */
+  uint32_t nbound;      /* sockets bound to it, pending or connected */
   sio_room_t **buckets; /* rooms by name, chained; nbuckets a power of two */
   uint32_t nbuckets, nrooms;
   box_t *box;      /* its Lua handle, pinned by the Lua namespace */
@@ -530,9 +530,7 @@ static void send_buf(sio_client_t *cl) {
 /* ------------------------------------------------------------------------- */
 /* {====== Acks from server to client */
 
-static void ack_closed(uv_handle_t *h) {
-  free(h);
-}
+static void ack_closed(uv_handle_t *h) { free(h); }
 
 /* Unlinks a from its socket (if any). */
 static void ack_detach(sio_ack_t *a) {
