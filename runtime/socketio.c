@@ -530,7 +530,9 @@ static void send_buf(sio_client_t *cl) {
 /* ------------------------------------------------------------------------- */
 /* {====== Acks from server to client */
 
-static void ack_closed(uv_handle_t *h) { free(h); }
+static void ack_closed(uv_handle_t *h) {
+  free(h);
+}
 
 /* Unlinks a from its socket (if any). */
 static void ack_detach(sio_ack_t *a) {
