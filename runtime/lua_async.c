@@ -659,6 +659,7 @@ typedef struct http_req_s {
   int open_handles; /* handles not yet closed */
   int finished;     /* results delivered or cancelled */
   int head_only;    /* a HEAD request: no body follows the headers */
+  int too_big;      /* the body passed max_body */
   size_t max_body;
   char port[8];
   char host[];
@@ -775,8 +776,10 @@ static int on_headers_complete(llhttp_t *lp) {
 
 static int on_body(llhttp_t *lp, const char *at, size_t n) {
   http_req_t *r = lp->data;
-  if (r->body.len + n > r->max_body)
+  if (r->body.len + n > r->max_body) {
+    r->too_big = 1;
     return -1;
+  }
   return plume__buf_append(&r->body, at, n) == 0 ? 0 : -1;
 }
 
@@ -819,8 +822,8 @@ static void on_http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (r->complete)
     http_finish(r, NULL);
   else if (err != HPE_OK)
-    http_finish(r, r->body.len >= r->max_body ? "response body too large"
-                                              : "invalid HTTP response");
+    http_finish(r, r->too_big ? "response body too large"
+                              : "invalid HTTP response");
 }
 
 static void on_http_written(uv_write_t *w, int status) {

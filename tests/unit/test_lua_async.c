@@ -213,10 +213,14 @@ static void test_http_client(void) {
            "method = 'GET' } missing = s2 "
            "local s3, h3, b3 = http.request{ method = 'HEAD', "
            "url = 'http://127.0.0.1:%d/hello.txt' } head = s3 .. ':' .. #b3 "
+           "local s4, e4 = http.request{ max_body = 5, "
+           "url = 'http://127.0.0.1:%d/hello.txt' } toobig = e4 "
            "done = true",
-           port, port, port);
+           port, port, port, port);
   run_lua(p, code);
   CHECK(spin_until(p, "done", 3000));
+  CHECK(strstr(lua_global_str(p, "toobig", buf, sizeof(buf)),
+               "response body too large") != NULL);
   CHECK_EQ(lua_global_int(p, "status"), 200);
   CHECK_STR(lua_global_str(p, "body", buf, sizeof(buf)), "hello from plume\n");
   CHECK(strncmp(lua_global_str(p, "ctype", buf, sizeof(buf)), "text/plain",
