@@ -512,7 +512,7 @@ int plume_io_emit(plume_t *p, const char *nsp, const char *room,
 
 /* Sets the options named by the string keys of the table at idx (values as
 ** text: numbers, booleans, strings). Raises on an unknown name or a bad value.
- */
+*/
 static void set_from_table(lua_State *L, int idx, plume_options_t *o) {
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) { /* k v */
