@@ -27,6 +27,7 @@
 #define KEEP_BYTES 65536   /* the shared encoder shrinks back above this */
 #define MAX_FILE (8 << 20) /* largest client bundle file served */
 #define CLOSE_GRACE 1000   /* ms a polling client has to close by itself */
+#define SPREAD_MAX 16      /* more task arguments travel as one table */
 
 enum { SOCK_PENDING, SOCK_CONNECTED };
 
@@ -196,6 +197,7 @@ struct sio_server_s {
   int connect_timeout; /* ms; 0: none */
   int max_depth, max_attachments;
   int connect_ref, event_ref, disconnect_ref; /* the Lua handlers */
+  int apply_ref; /* apply(fn, t): fn(unpack(t, 1, t.n)) */
   int origins_ref, request_ref, id_ref; /* Engine.IO hooks, or LUA_NOREF */
   int close_requested;                  /* io:close(): done from the timer */
   int serve_client;
@@ -975,6 +977,30 @@ static int push_protected(lua_State *L, push_t *x) {
 /* ------------------------------------------------------------------------- */
 /* {====== Packets from a client */
 
+/*
+** Starts the function under the nargs values on top of L as a task. A client
+** decides how many arguments an event or an ack has, and a fresh task only has
+** room for a few (lua_xmove into it is unchecked), so more than SPREAD_MAX go
+*as
+** one table that apply unpacks inside the task.
+*/
+static void start_task(sio_server_t *srv, int nargs) {
+  lua_State *L = srv->L;
+  int base = lua_gettop(L) - nargs, i;
+  if (nargs > SPREAD_MAX) {
+    lua_createtable(L, nargs, 1); /* fn args... t */
+    lua_insert(L, base + 1);      /* fn t args... */
+    for (i = nargs; i >= 1; i--)
+      lua_rawseti(L, base + 1, i); /* t[i] = args[i] */
+    lua_pushinteger(L, nargs);
+    lua_setfield(L, base + 1, "n");                    /* fn t */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, srv->apply_ref); /* fn t apply */
+    lua_rotate(L, base, 1);                            /* apply fn t */
+    nargs = 2;
+  }
+  plume__task_start(srv->p, nargs);
+}
+
 /* CONNECT (§4.1): a pending socket, then the Lua connect handler in a task. */
 static void handle_connect(sio_client_t *cl, const plume__sio_packet_t *pkt) {
   sio_server_t *srv = cl->srv;
@@ -1076,7 +1102,7 @@ static void handle_event(sio_client_t *cl, sio_socket_t *sock,
     client_violation(cl, x.err != NULL ? x.err : "invalid event");
     return;
   }
-  plume__task_start(srv->p, 2 + n);
+  start_task(srv, 2 + n);
 }
 
 /* A broadcast member's ACK: its first argument (null when none) joins the
@@ -1168,7 +1194,7 @@ static void handle_ack(sio_client_t *cl, sio_socket_t *sock,
     lua_xmove(L, co, n);
     plume__task_resume(srv->p, co, n);
   } else if (fn != LUA_NOREF) {
-    plume__task_start(srv->p, n - 1);
+    start_task(srv, n - 1);
   } else {
     lua_settop(L, top);
   }
@@ -1751,7 +1777,7 @@ static void read_cors(lua_State *L, int t, sio_server_t *srv,
 ** pingTimeout, upgradeTimeout, maxHttpBufferSize, transports, allowUpgrades,
 ** allowEIO3, cors, allowRequest(req) -> ok, msg, generateId() -> id,
 ** connectTimeout, serveClient, clientDir, clientVersion. handlers: connect,
-** event, disconnect (see lua/plume/socketio.lua).
+** event, disconnect, apply (see lua/plume/socketio.lua).
 */
 static int core_sio_attach(lua_State *L) {
   plume_t *p = plume__lua_instance(L);
@@ -1784,6 +1810,7 @@ static int core_sio_attach(lua_State *L) {
   srv->p = p;
   srv->L = p->L;
   srv->connect_ref = srv->event_ref = srv->disconnect_ref = LUA_NOREF;
+  srv->apply_ref = LUA_NOREF;
   srv->origins_ref = srv->request_ref = srv->id_ref = LUA_NOREF;
   uv_timer_init(p->loop, &srv->timer);
   uv_unref((uv_handle_t *)&srv->timer);
@@ -1833,9 +1860,11 @@ static int core_sio_attach(lua_State *L) {
   srv->connect_ref = opt_ref(L, 2, "connect");
   srv->event_ref = opt_ref(L, 2, "event");
   srv->disconnect_ref = opt_ref(L, 2, "disconnect");
+  srv->apply_ref = opt_ref(L, 2, "apply");
   if (srv->connect_ref == LUA_NOREF || srv->event_ref == LUA_NOREF ||
-      srv->disconnect_ref == LUA_NOREF)
-    return luaL_argerror(L, 2, "connect, event and disconnect are required");
+      srv->disconnect_ref == LUA_NOREF || srv->apply_ref == LUA_NOREF)
+    return luaL_argerror(L, 2,
+                         "connect, event, disconnect and apply are required");
   if (srv->request_ref != LUA_NOREF)
     cfg.allow_request = hook_request;
   cfg.generate_id = hook_id;

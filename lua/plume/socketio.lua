@@ -1567,6 +1567,10 @@ function _M.attach(app, opts)
     end,
     event = on_event,
     disconnect = on_disconnect,
+    -- C hands many arguments over as one table: fn(unpack(t)) inside the task
+    apply = function(fn, t)
+      return fn(unpack(t, 1, t.n))
+    end,
   })
   io.engine = setmetatable({ _srv = io._srv, _listeners = {} }, Engine)
   io.sockets = io:of("/")

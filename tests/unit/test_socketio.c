@@ -957,6 +957,26 @@ static void test_session_connect(void) {
   /* a client ack: the handler's return values, [] and {} kept */
   recv_text(s, "27[\"echo\",1,[],{},null,1.5]");
   EXPECT(s, "T:37[1,[],{},null,1.5]\n");
+  /* many arguments (a fresh task has room for a few: they travel as a table) */
+  {
+    plume__buf_t in = {0}, want = {0};
+    int i;
+    plume__buf_append(&in, "28[\"echo\"", 9);
+    plume__buf_append(&want, "T:38[", 5);
+    for (i = 0; i < 300; i++) {
+      plume__buf_appendf(&in, ",%d", i);
+      plume__buf_appendf(&want, "%s%d", i ? "," : "", i);
+    }
+    plume__buf_append(&in, "]", 2);
+    plume__buf_append(&want, "]\n", 3);
+    recv_text(s, in.p);
+    {
+      const char *got = taken(s);
+      CHECK(strcmp(got, want.p) == 0);
+    }
+    plume__buf_free(&in);
+    plume__buf_free(&want);
+  }
   /* the same namespace twice: the whole connection goes */
   recv_text(s, "0");
   CHECK(s->closed);
