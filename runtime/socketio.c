@@ -687,7 +687,7 @@ static void group_report(sio_group_t *g, const char *err) {
   if (fn != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, fn);
     plume__task_start(srv->p, 2);
-  } else if (co != NULL) {
+  } else if (co != NULL && lua_checkstack(co, 2)) {
     lua_xmove(L, co, 2);
     plume__task_resume(srv->p, co, 2);
   } else {
