@@ -175,7 +175,9 @@ validate_property = function(value, operators)
 end
 
 
-local function parse_sort(sort)
+-- $sort: directions integer-parsed; an object direction has its operators checked like a
+-- condition (Feathers' FILTERS.$sort validates it: { a = { $bad = 1 } } is refused).
+local function parse_sort(sort, settings)
   if not is_plain_object(sort) then
     return sort
   end
@@ -183,7 +185,7 @@ local function parse_sort(sort)
   local result = util.object({})
   for key, value in pairs(sort) do
     if type(value) == "table" then
-      result[key] = value
+      result[key] = validate_property(value, settings.operators)
     else
       result[key] = parse_int(value)
     end
@@ -193,9 +195,11 @@ local function parse_sort(sort)
 end
 
 
-local function to_string_list(select)
+-- $select: a list becomes a list of strings; anything else is checked like a condition
+-- (Feathers' FILTERS.$select).
+local function to_string_list(select, settings)
   if not is_array(select) then
-    return select
+    return validate_property(select, settings.operators)
   end
 
   local result = util.array({})
