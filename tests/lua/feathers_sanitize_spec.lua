@@ -51,3 +51,35 @@ describe("feathers: $sort and $select sanitising (§8.2)", function()
                 svc:find({ query = { ["$select"] = "name", id = 2 } }))
   end)
 end)
+
+
+describe("feathers: $sort key precedence through sanitising (§8.5)", function()
+  -- The order of a $sort's keys is the order the client sent them, which only a codec
+  -- that records key order (plume.json keys/object_with_order) can know.
+  local ordered = json.keys ~= nil and json.object_with_order ~= nil
+
+  local function sorted_ids(query_text)
+    local svc = memory.new({ store = {
+      { id = 1, tags = json.array({ "b" }) },
+      { id = 2, tags = json.array({ "a" }) },
+      { id = 3 },
+    } })
+    local result = {}
+    for i, record in ipairs(svc:find({ query = json.decode(query_text) })) do
+      result[i] = record.id
+    end
+
+    return result
+  end
+
+  if not ordered then
+    pending("plume.json records no key order here")
+    return
+  end
+
+  it("sorts by the first key the client sent, not the first by name", function()
+    assert.same({ 3, 2, 1 }, sorted_ids([[{"$sort":{"tags":1,"id":1}}]]))
+    assert.same({ 1, 2, 3 }, sorted_ids([[{"$sort":{"id":1,"tags":1}}]]))
+    assert.same({ 1, 2, 3 }, sorted_ids([[{"$sort":{"tags":-1,"id":"1"}}]]))
+  end)
+end)

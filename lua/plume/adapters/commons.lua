@@ -4,6 +4,7 @@
 -- memory adapter), the sort order of values, and $select.
 
 local errors = require "plume.errors"
+local json = require "plume.json"
 local util = require "plume.util"
 
 
@@ -26,6 +27,13 @@ local truthy = util.truthy
 local deep_equal = util.deep_equal
 local parse_int = util.parse_int
 local json_null = util.null
+
+
+-- object_with_order(t, keys) marks t as an object listing its keys in that order (a codec
+-- that records no key order has no such function: a plain object mark then).
+local object_with_order = json.object_with_order or function(t)
+  return json.object(t)
+end
 
 
 local _M = {}
@@ -176,14 +184,18 @@ end
 
 
 -- $sort: directions integer-parsed; an object direction has its operators checked like a
--- condition (Feathers' FILTERS.$sort validates it: { a = { $bad = 1 } } is refused).
+-- condition (Feathers' FILTERS.$sort validates it: { a = { $bad = 1 } } is refused). The
+-- copy keeps the keys in the client's order where the codec recorded it: that order is
+-- the precedence of the sort keys (§8.5).
 local function parse_sort(sort, settings)
   if not is_plain_object(sort) then
     return sort
   end
 
-  local result = util.object({})
-  for key, value in pairs(sort) do
+  local keys = util.ordered_keys(sort)
+  local result = {}
+  for _, key in ipairs(keys) do
+    local value = sort[key]
     if type(value) == "table" then
       result[key] = validate_property(value, settings.operators)
     else
@@ -191,7 +203,7 @@ local function parse_sort(sort, settings)
     end
   end
 
-  return result
+  return object_with_order(result, keys)
 end
 
 
