@@ -78,6 +78,9 @@ _M.RESERVED_EVENTS = {
 
 local RESERVED = _M.RESERVED_EVENTS
 
+-- The servers attached per app, by path: attaching again returns the same one.
+local ATTACHED = setmetatable({}, { __mode = "k" })
+
 -- Where the socket.io-client bundle is looked for (serveClient), after the app folder
 -- and its parents' node_modules and the repository's tests/node_modules.
 _M.CLIENT_DIRS = {
@@ -1526,7 +1529,9 @@ end
 -- socket.io's names: pingInterval, pingTimeout, upgradeTimeout, maxHttpBufferSize,
 -- connectTimeout, transports, allowUpgrades, allowEIO3, cors = { origin, credentials }
 -- (origins is an alias of cors.origin), allowRequest, serveClient (true),
--- cleanupEmptyChildNamespaces (false).
+-- cleanupEmptyChildNamespaces (false). Attaching again for the same app and path returns
+-- the server made first (so app.lua may set Socket.IO up before the Feathers transport
+-- does); its options stay.
 function _M.attach(app, opts)
   if type(app) == "table" and opts == nil and app.get == nil then
     app, opts = nil, app
@@ -1537,6 +1542,13 @@ function _M.attach(app, opts)
     options[k] = v
   end
   options.path = opts.path or "/socket.io/"
+  if options.path:sub(-1) ~= "/" then
+    options.path = options.path .. "/"
+  end
+  local attached = app and ATTACHED[app]
+  if attached and attached[options.path] then
+    return attached[options.path]
+  end
   if options.cors == nil and opts.origins ~= nil then
     options.cors = { origin = opts.origins }
   end
@@ -1574,6 +1586,11 @@ function _M.attach(app, opts)
   })
   io.engine = setmetatable({ _srv = io._srv, _listeners = {} }, Engine)
   io.sockets = io:of("/")
+  if app then
+    attached = attached or {}
+    ATTACHED[app] = attached
+    attached[options.path] = io
+  end
   return io
 end
 

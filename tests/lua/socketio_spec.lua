@@ -246,6 +246,15 @@ describe("plume.socketio", function()
                 { unpack(find("refuse")[1], 1, 5) })
   end)
 
+  it("returns the server already attached for the same app and path", function()
+    local app = { get = function() return nil end }
+    local first = socketio.attach(app, { path = "/rt" })
+    assert.equal(first, socketio.attach(app, { path = "/rt/" }))
+    local other = socketio.attach(app, {})
+    assert.not_equal(first, other)
+    assert.equal(other, socketio.attach(app))
+  end)
+
   it("normalises static names and returns the same namespace", function()
     local admin = io:of("admin")
     assert.equal("/admin", admin.name)
