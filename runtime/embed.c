@@ -6,6 +6,7 @@
 ** an app from stock Lua in the caller's own state (the rock). Above: the host
 ** program or lua/plume/cservice.lua; below: lua_bridge.c (tasks and waits).
 */
+#include <dlfcn.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -503,6 +504,41 @@ int plume_io_emit(plume_t *p, const char *nsp, const char *room,
   }
   lua_settop(L, top);
   return err;
+}
+
+/* }====== */
+
+/* ------------------------------------------------------------------------- */
+/* {====== The installed framework */
+
+/* 0 when dir/../share/lua/5.x/plume/init.lua exists; the Lua folder in buf. */
+static int probe_lua_dir(const char *file, char *buf, size_t len) {
+  const char *slash = strrchr(file, '/');
+  uv_fs_t req;
+  char probe[1100];
+  int err;
+  if (file[0] != '/' || slash == NULL)
+    return -1;
+  if (snprintf(buf, len, "%.*s/../share/lua/%s.%s", (int)(slash - file), file,
+               LUA_VERSION_MAJOR, LUA_VERSION_MINOR) >= (int)len ||
+      snprintf(probe, sizeof(probe), "%s/plume/init.lua", buf) >=
+          (int)sizeof(probe))
+    return -1;
+  err = uv_fs_stat(NULL, &req, probe, NULL);
+  uv_fs_req_cleanup(&req);
+  return err == 0 ? 0 : -1;
+}
+
+int plume__installed_lua_dir(char *buf, size_t len) {
+  Dl_info info;
+  char exe[1024];
+  size_t n = sizeof(exe);
+  if (dladdr((void *)plume_new, &info) != 0 && info.dli_fname != NULL &&
+      probe_lua_dir(info.dli_fname, buf, len) == 0)
+    return 0;
+  if (uv_exepath(exe, &n) == 0 && probe_lua_dir(exe, buf, len) == 0)
+    return 0;
+  return -1;
 }
 
 /* }====== */

@@ -910,6 +910,13 @@ void plume__lua_finalize_at_close(lua_State *L, int idx);
 /* Adds core.run and core.cservice_call to the plume.core table on top of L. */
 void plume__embed_open(lua_State *L);
 /*
+** The folder of the Lua framework installed next to this library (make install):
+** <dir>/../share/lua/5.4 with plume/init.lua in it, where <dir> is the folder of
+** libplume.so or, when libplume.a is linked in, of the executable. Returns 0 with
+** the path in buf, or -1 when there is none (a build tree, another layout).
+*/
+int plume__installed_lua_dir(char *buf, size_t len);
+/*
 ** Shutdown gives up on C service calls (core.c, finish_close): an answered call
 ** waiting to resume is dropped; one not answered yet is left to the host, whose
 ** answer then only frees it (PLUME_ECLOSED).

@@ -408,6 +408,7 @@ static int open_framework(lua_State *L) {
 ** run out of memory when the cap is tiny). */
 static int open_state(lua_State *L) {
   plume_t *p = lua_touserdata(L, 1);
+  char dir[1024];
   luaL_openlibs(L);
   lua_pushlightuserdata(L, p);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &instance_key);
@@ -417,6 +418,8 @@ static int open_state(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &pool_key);
   if (p->opts.lua_path[0] != '\0')
     add_lua_path(L, p->opts.lua_path);
+  else if (plume__installed_lua_dir(dir, sizeof(dir)) == 0)
+    add_lua_path(L, dir); /* the framework installed with the library */
   return 0;
 }
 
@@ -525,6 +528,14 @@ static void give_back(plume_t *p) {
     lua_pushnil(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, keys[i]);
   }
+  /* The framework stays loaded: a later run starts without this app. */
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* loaded */
+  if (lua_getfield(L, -1, "plume") == LUA_TTABLE) {     /* loaded plume */
+    lua_pushliteral(L, "app");
+    lua_pushnil(L);
+    lua_rawset(L, -3); /* plume.app = nil */
+  }
+  lua_settop(L, top);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD); /* main */
   main = lua_tothread(L, -1);
   lua_pop(L, 1);

@@ -118,10 +118,11 @@ typedef struct plume_s plume_t;
 ** drives it, plume_destroy closes it); otherwise the caller's loop is borrowed: the caller
 ** runs it and it must outlive the instance. Any number of instances may share a process
 ** or a loop: Plume keeps no state of its own outside the plume_t. The options (NULL: the
-** defaults) are copied. Creates the instance's Lua state and loads the framework from
-** lua_path or package.path. Returns 0, UV_ENOMEM, a uv_loop_init error or PLUME_ELUA
-** (logged); on error *out is NULL and nothing needs closing. Ignores SIGPIPE process-wide;
-** installs no other signal handler.
+** defaults) are copied. Creates the instance's Lua state and loads the framework
+** (require "plume") from the lua_path option, else from the Lua folder installed next to
+** the library (PREFIX/share/lua/5.4 beside PREFIX/lib), else from package.path. Returns
+** 0, UV_ENOMEM, a uv_loop_init error or PLUME_ELUA (logged); on error *out is NULL and
+** nothing needs closing. Ignores SIGPIPE process-wide; installs no other signal handler.
 */
 PLUME_EXTERN int plume_new(plume_t **out, uv_loop_t *loop,
                            const plume_options_t *o);
@@ -159,12 +160,11 @@ PLUME_EXTERN void plume_destroy(plume_t *p);
 ** until plume_destroy. */
 PLUME_EXTERN uv_loop_t *plume_loop(plume_t *p);
 /*
-** The instance's Lua state (its main thread), for hosts that add Lua modules of their own,
-** e.g. luaL_requiref(plume_lua(p), "host", luaopen_host, 0) or a package.preload entry,
-** before plume_load_app so that app files can require them. The state belongs to the
-** instance (lua_close is plume_destroy's): leave the stack as you found it, call Lua only
-** protected (lua_pcall) and only from the loop thread, never while Plume code is on the C
-** stack below you except from a C method. Valid until plume_destroy.
+** The instance's Lua state (its main thread), for hosts that add Lua modules of their own:
+** a package.preload entry or luaL_requiref(plume_lua(p), "host", luaopen_host, 0), before
+** plume_load_app so that the app's files can require them. The state belongs to the
+** instance (plume_destroy closes it): use it on the loop thread only, leave its stack as
+** you found it, and call Lua only protected (lua_pcall). Valid until plume_destroy.
 */
 PLUME_EXTERN lua_State *plume_lua(plume_t *p);
 

@@ -25,10 +25,6 @@
 #include <lauxlib.h>
 #include <plume.h>
 
-#ifndef PLUME_LUA_DIR
-#define PLUME_LUA_DIR "" /* the Makefile sets it from pkg-config (luadir) */
-#endif
-
 #define NSENSORS 3
 
 typedef struct sensor_s {
@@ -305,8 +301,11 @@ int main(int argc, char **argv) {
   lua_State *L;
   int err;
   plume_options_init(&o);
-  if (PLUME_LUA_DIR[0] != '\0')
-    plume_options_set(&o, "lua_path", PLUME_LUA_DIR);
+#ifdef PLUME_LUA_DIR
+  /* Linked statically: the Lua framework is where pkg-config said. (The shared
+  ** libplume finds the one installed next to it by itself.) */
+  plume_options_set(&o, "lua_path", PLUME_LUA_DIR);
+#endif
   plume_options_set(&o, "app_dir", "app");
   if (parse_args(argc, argv, &o) != 0)
     return 2;

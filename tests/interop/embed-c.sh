@@ -1,10 +1,11 @@
 #!/bin/sh
 # The C embedding API as a user gets it: `make install DESTDIR=...` of the build in
 # PLUME_BUILD (binary, libplume.a, libplume.so with its soname, plume.h, plume.pc, the Lua
-# modules), examples/embed-c built against that staged install through pkg-config (shared
-# and static), then served and checked with the Feathers client (embed-c.js, port 3321),
-# and `make uninstall` leaving nothing behind. Under build-asan the library and the example
-# are the sanitizer builds. Needs tests/node_modules (make npm).
+# modules); examples/embed-c built against that staged install through pkg-config, shared
+# and static; the shared one checked with the Feathers client (embed-c.js, port 3321), the
+# static one and the installed plume command served briefly (ports 3323, 3324); `make
+# uninstall` leaving nothing behind. Under build-asan the library and the example are the
+# sanitizer builds. Needs tests/node_modules (make npm).
 cd "$(dirname "$0")/../.." || exit 1
 B=${PLUME_BUILD:-build}
 T=$(mktemp -d) || exit 1
@@ -89,6 +90,40 @@ else
   ldd "$T/shared/plume-embed" "$T/static/plume-embed" >"$T/ldd.log" 2>&1
   not_ok "the example links libplume as asked" "$T/ldd.log"
 fi
+
+# Serves app on port with a binary for one Socket.IO handshake, then SIGTERM: exit 0.
+smoke() { # what, port, binary, app
+  "$3" "$4" --port "$2" --no-watch >"$T/smoke.log" 2>&1 &
+  pid=$!
+  node -e '
+    const url = `http://127.0.0.1:${process.argv[1]}/socket.io/?EIO=4&transport=polling`;
+    const end = Date.now() + 10000;
+    (async function poll() {
+      try {
+        const text = await (await fetch(url)).text();
+        process.exit(text.startsWith("0{") ? 0 : 1);
+      } catch (e) {
+        if (Date.now() > end) process.exit(1);
+        setTimeout(poll, 50);
+      }
+    })();' "$2" >>"$T/smoke.log" 2>&1
+  answered=$?
+  kill -TERM "$pid" 2>/dev/null
+  wait "$pid"
+  code=$?
+  if [ "$answered" -eq 0 ] && [ "$code" -eq 0 ] &&
+    ! grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T/smoke.log"; then
+    ok "$1"
+  else
+    echo "exit code $code" >>"$T/smoke.log"
+    not_ok "$1" "$T/smoke.log"
+  fi
+}
+
+smoke "the static example serves (the Lua folder from pkg-config), exits 0 on SIGTERM" 3323 \
+  "$T/static/plume-embed" examples/embed-c/app
+smoke "the installed plume command finds the installed Lua modules, exits 0 on SIGTERM" 3324 \
+  "$P/bin/plume" tests/interop/apps/rock
 
 PLUME_BIN="$T/shared/plume-embed" node tests/interop/embed-c.js >"$T/node.log" 2>&1
 cat "$T/node.log"

@@ -334,10 +334,20 @@ static void sensors_hold(plume_call_t *call) {
   st->kept = call;
 }
 
-static const plume_method_t sensor_methods[] = {
-    {"find", sensors_find},   {"get", sensors_get},
-    {"patch", sensors_patch}, {"create", sensors_create},
-    {"hold", sensors_hold},   {NULL, NULL}};
+/* "stop" closes the instance from inside the method, then answers. */
+static void sensors_stop(plume_call_t *call) {
+  note(call);
+  plume_close(plume_call_instance(call), on_closed);
+  plume_call_reply(call, "\"stopping\"");
+}
+
+static const plume_method_t sensor_methods[] = {{"find", sensors_find},
+                                                {"get", sensors_get},
+                                                {"patch", sensors_patch},
+                                                {"create", sensors_create},
+                                                {"hold", sensors_hold},
+                                                {"stop", sensors_stop},
+                                                {NULL, NULL}};
 
 static const char *const sensor_events[] = {"alarm", NULL};
 
@@ -595,6 +605,33 @@ static void test_close_with_calls(void) {
   CHECK_EQ(plume_call_reply(kept, "1"), PLUME_ECLOSED); /* frees it */
 }
 
+/* plume_close from inside a C method: with a drain (the call finishes and its
+** caller gets the answer) and without one (shutdown_timeout 0: the framework's
+** shutdown runs at once, the answer still reaches the caller). */
+static void test_close_inside_method(void) {
+  int timeouts[2] = {10000, 0}, i;
+  char buf[64];
+  for (i = 0; i < 2; i++) {
+    plume_t *p = sensors_instance(NULL);
+    if (p == NULL)
+      return;
+    p->opts.shutdown_timeout = timeouts[i];
+    closes = 0;
+    CHECK_EQ(run_lua(p, "STOPPED = require('plume').app:service('sensors')"
+                        ":stop({})"),
+             0);
+    CHECK_STR(lua_global_str(p, "STOPPED", buf, sizeof(buf)), "stopping");
+    CHECK_EQ(closes, 0);
+    plume_run(p);
+    CHECK_EQ(closes, 1);
+    CHECK(p->calls == NULL);
+    CHECK_EQ(p->pending_closes, 0);
+    uv_close((uv_handle_t *)&sensors.timer, NULL);
+    plume_destroy(p);
+    remove_app();
+  }
+}
+
 /* A host module in the instance's state, required by the app. */
 static int host_answer(lua_State *L) {
   lua_pushinteger(L, 42);
@@ -660,7 +697,8 @@ static const char *const run_chunk =
     "local plume = require 'plume'\n"
     "local opts = { port = 0, host = '127.0.0.1', log_level = 'error',\n"
     "               signals = false }\n"
-    "local code = plume.run(dir, opts)\n"
+    "local code = coroutine.wrap(function() return plume.run(dir, opts) "
+    "end)()\n"
     "local again = plume.run(dir, opts)\n"
     "local none, err = plume.run(dir .. '/missing', opts)\n"
     "local bad = pcall(plume.run, dir, { no_such_option = 1 })\n"
@@ -714,6 +752,7 @@ int main(void) {
   RUN(test_service_emit);
   RUN(test_io_emit);
   RUN(test_close_with_calls);
+  RUN(test_close_inside_method);
   RUN(test_host_module);
   RUN(test_run_borrowed_state);
   plume__shared_pool_drain();
