@@ -34,6 +34,7 @@ static void usage(FILE *f) {
          "config/<env>.lua and\n"
          "the environment as PLUME_<NAME>; later wins: config file < "
          "environment < flag.\n"
+         "The environment is PLUME_ENV (or NODE_ENV), else development.\n"
          "SIGHUP reloads the services and config; SIGINT/SIGTERM shut down "
          "gracefully.\n\noptions:\n");
   for (o = plume_option_table(); o->name != NULL; o++) {
@@ -185,6 +186,12 @@ static int build_options(int argc, char **argv, int first, int cmd,
   if (cmd == CMD_TEST) {
     plume_options_set(&pre, "env", "test");
     plume_options_set(&pre, "watch", "false");
+  }
+  /* Feathers apps name their environment in NODE_ENV; PLUME_ENV wins. */
+  if (getenv("NODE_ENV") != NULL && getenv("NODE_ENV")[0] != '\0' &&
+      plume_options_set(&pre, "env", getenv("NODE_ENV")) != 0) {
+    fprintf(stderr, "plume: invalid value for NODE_ENV\n");
+    return 2;
   }
   *opts = pre;
   if (apply_env(&pre) != 0 || parse_args(argc, argv, first, &pre) != 0)

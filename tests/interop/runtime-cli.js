@@ -26,10 +26,10 @@ function bin() {
   return b;
 }
 
-// The environment without PLUME_* variables, plus extra.
+// The environment without PLUME_* variables and NODE_ENV, plus extra.
 function env(extra = {}) {
   const e = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("PLUME_")) e[k] = v;
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("PLUME_") && k !== "NODE_ENV") e[k] = v;
   return { ...e, ...extra };
 }
 
@@ -148,6 +148,8 @@ h.test("§6 precedence: config/default.lua < config/<env>.lua < PLUME_* < flags"
     { args: [APP], env: { PLUME_ENV: "test", PLUME_PORT: "3413" }, port: 3413, envName: "test" },
     { args: [APP, "--port", "3414"], env: { PLUME_ENV: "test", PLUME_PORT: "3413" }, port: 3414, envName: "test" },
     { args: [APP, "--env=development"], env: { PLUME_ENV: "test" }, port: 3411, envName: "development" },
+    { args: [APP], env: { NODE_ENV: "test" }, port: 3412, envName: "test" },
+    { args: [APP], env: { NODE_ENV: "test", PLUME_ENV: "development" }, port: 3411, envName: "development" },
   ];
   for (const c of cases) {
     const p = await start([...c.args, "--no-watch"], c.env);
