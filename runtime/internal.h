@@ -748,8 +748,12 @@ void plume__drain_check(plume_t *p);
 **    plume.json.object_mt, JSON null to plume.json.null (a light userdata);
 **  - encoding: a table with array_mt is an array, with object_mt an object; an unmarked table
 **    is an array when its keys are exactly 1..n (n > 0), otherwise an object (so an unmarked
-**    empty table is {}); integers print as integers, floats with %.17g (shortest form that
-**    round-trips), NaN/Inf refused;
+**    empty table is {}); integers print as integers, floats as JavaScript prints them
+**    (shortest form that round-trips), NaN/Inf refused;
+**  - key order: decoding records the keys of each object with two keys or more in wire
+**    order, in a weak-keyed side table (never a field, so pairs() sees members only);
+**    encoding lists keys as JavaScript does: array-index keys ("0", "17") first, by value,
+**    then the recorded keys the object still has, in wire order, then any others by bytes;
 **  - binary values (plume.binary userdata) encode as {"_placeholder":true,"num":k} with the
 **    bytes appended to an attachment list, and placeholders decode back to the attachments.
 */
@@ -765,10 +769,12 @@ void plume__json_push_mt(lua_State *L, int object);
 
 /*
 ** Pushes plume.core.json: {encode, encode_placeholders, decode, null, array_mt, object_mt,
-** binary, is_binary}. encode(v) returns the text or raises "result is not serializable: ..."
-** / "number is not serializable: ..."; encode_placeholders(v) returns the text and an array
-** of the binaries it replaced by placeholders; decode(text [, attachments]) returns the value
-** or nil, err. max_depth <= 0 means 128.
+** binary, is_binary, keys, object_with_order}. encode(v) returns the text or raises "result
+** is not serializable: ..." / "number is not serializable: ..."; encode_placeholders(v)
+** returns the text and an array of the binaries it replaced by placeholders; decode(text
+** [, attachments]) returns the value or nil, err; keys(t) lists the keys of t in the order
+** encode writes them; object_with_order(t, keys) marks t as an object and records keys as
+** its order. max_depth <= 0 means 128.
 */
 void plume__json_open(lua_State *L, int max_depth);
 
@@ -784,11 +790,11 @@ typedef struct plume__json_dec_s {
 } plume__json_dec_t;
 
 /*
-** Pushes the Lua value of JSON text (plume.json rules above; integers written without
-** fraction or exponent that fit in 64 bits become Lua integers, other numbers floats). With
-** natt >= 0, an object whose "_placeholder" is true becomes the value at att_base + num
-** (num an integer in [0, natt)). Returns 0 with d->count values pushed, or PLUME_EPROTO /
-** PLUME_ETOOBIG with nothing pushed. Raises only on Lua memory errors.
+** Pushes the Lua value of JSON text (plume.json rules above, key order recorded; integers
+** written without fraction or exponent that fit in 64 bits become Lua integers, other
+** numbers floats). With natt >= 0, an object whose "_placeholder" is true becomes the value
+** at att_base + num (num an integer in [0, natt)). Returns 0 with d->count values pushed,
+** or PLUME_EPROTO / PLUME_ETOOBIG with nothing pushed. Raises only on Lua memory errors.
 */
 int plume__json_decode(lua_State *L, const char *p, size_t n,
                        plume__json_dec_t *d);
@@ -812,7 +818,8 @@ typedef struct plume__json_enc_s {
                                    binary value (att_table[k+1]) */
   struct plume__json_key_s *keys; /* object keys being sorted, all levels */
   size_t nkeys, keys_cap;
-  int amt, omt;                 /* stack slots of array_mt, object_mt during a call */
+  int amt, omt, ord;            /* stack slots of array_mt, object_mt and the key-order
+                                   table during a call */
   int path_at;                  /* the error path is built backwards in path */
   char path[96];
   char error[192];              /* after a failure: the message */
@@ -823,9 +830,11 @@ void plume__json_enc_init(plume__json_enc_t *e, int max_depth);
 void plume__json_enc_reset(plume__json_enc_t *e);
 void plume__json_enc_free(plume__json_enc_t *e);
 /*
-** Appends the value at idx as compact JSON. Object keys come out sorted (array-index keys
-** first, by value; then by bytes): Lua keeps no insertion order, so this keeps the output
-** deterministic. Returns 0, or UV_ENOMEM / PLUME_EPROTO with e->error set
+** Appends the value at idx as compact JSON. Object keys come out as JavaScript lists them:
+** array-index keys first, by value, then the keys recorded for the table (a decoded object,
+** object_with_order) in their order, then any others by bytes, so that the output is
+** deterministic although Lua keeps no insertion order.
+** Returns 0, or UV_ENOMEM / PLUME_EPROTO with e->error set
 ** ("result is not serializable: function at [2].data").
 */
 int plume__json_encode(lua_State *L, int idx, plume__json_enc_t *e);

@@ -22,13 +22,19 @@
 **    stay exact.
 **  - A placeholder's num must be written as an integer ("-0" included), not 1.0
 **    or 1e0.
-**  - Duplicate keys: the last one wins, as in JSON.parse.
-**  - Encoded object keys are sorted (see plume__json_encode), since Lua tables
-**    keep no order.
+**  - Duplicate keys: the last value wins, in the first one's place, as in
+**    JSON.parse.
+**  - Lua tables keep no key order, so the decoder records it for objects of
+**    two keys or more in a weak-keyed side table. The encoder writes keys as
+**    JavaScript lists them: array-index keys ("0", "17") first, by value, then
+**    the recorded ones in wire order, then any others sorted (see order_keys).
+**    A recorded key removed in Lua and set again goes back to its recorded
+**    place, where JavaScript would move it last.
 **  - Invalid UTF-8 in a Lua string is written as U+FFFD, one per maximal
 **    invalid subpart.
 */
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -850,7 +856,7 @@ static int format_double(char *buf, double d) {
 
 /* Registry slots keyed by these addresses (never strings: see style.md F.6). */
 static const char array_mt_key = 'a', object_mt_key = 'o', binary_mt_key = 'b';
-static const char enc_mt_key = 'e';
+static const char enc_mt_key = 'e', order_key = 'k';
 
 void plume__json_push_mt(lua_State *L, int object) {
   const void *key = object ? &object_mt_key : &array_mt_key;
@@ -862,6 +868,26 @@ void plume__json_push_mt(lua_State *L, int object) {
   lua_setfield(L, -2, "__name");          /* mt.__name = ... */
   lua_pushvalue(L, -1);                   /* mt, mt */
   lua_rawsetp(L, LUA_REGISTRYINDEX, key); /* registry[key] = mt */
+}
+
+/*
+** Pushes the key-order table, creating it on first use: order[obj] lists the
+** keys of a decoded object (two keys or more) in wire order, since a Lua table
+** keeps none. A side table rather than a field, so that pairs() over decoded
+** objects sees their members only; weak keys, so an entry lives exactly as long
+** as its object.
+*/
+static void push_order(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &order_key) != LUA_TNIL)
+    return;
+  lua_pop(L, 1);
+  lua_newtable(L);          /* order */
+  lua_createtable(L, 0, 1); /* order, mt */
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode"); /* mt.__mode = "k" */
+  lua_setmetatable(L, -2);       /* order */
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &order_key); /* registry[key] = order */
 }
 
 /* Bytes of the binary at idx: a full userdata whose block is the bytes
@@ -1018,7 +1044,8 @@ static int push_number(lua_State *L, const lexer_t *x) {
   return ok ? 0 : -1;
 }
 
-/* Replaces the object on top with its attachment when it is a placeholder. */
+/* Replaces the object on top with its attachment when it is a placeholder:
+** returns 1 when it did, 0 when the object stays, -1 for a bad num. */
 static int resolve_placeholder(lua_State *L, const plume__json_dec_t *d) {
   lua_Integer num;
   int is;
@@ -1037,14 +1064,39 @@ static int resolve_placeholder(lua_State *L, const plume__json_dec_t *d) {
   }
   lua_pop(L, 2);
   lua_pushvalue(L, d->att_base + (int)num); /* the attachment */
-  return 0;
+  return 1;
+}
+
+/*
+** Notes the n-th key (n >= 2) of the object being read; the stack is
+** [list,] obj, key. The second key creates the object's key list, with the
+** first key taken back from the object (its only entry so far), and slides it
+** under the object: list, obj, key. Duplicates are listed again rather than
+** looked up: whoever reads the list keeps a key's first place only.
+*/
+static void note_key(lua_State *L, uint32_t n) {
+  if (n > 2) {
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -4, (lua_Integer)n); /* list[n] = key */
+    return;
+  }
+  lua_createtable(L, 4, 0); /* obj, key, list */
+  lua_pushnil(L);
+  lua_next(L, -4);       /* obj, key, list, key1, value1 */
+  lua_pop(L, 1);         /* obj, key, list, key1 */
+  lua_rawseti(L, -2, 1); /* list[1] = key1 */
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, 2); /* list[2] = key */
+  lua_insert(L, -3);     /* list, obj, key */
 }
 
 int plume__json_decode(lua_State *L, const char *p, size_t n,
                        plume__json_dec_t *d) {
   lexer_t x;
-  uint32_t idx[PLUME__JSON_DEPTH_MAX + 1]; /* next array index per level */
-  int base = lua_gettop(L), t, spread = 0, count = 0;
+  /* Per level: an array's last index, or how many keys an object has read
+  ** (duplicates included); from 2 on, the object has a key list under it. */
+  uint32_t idx[PLUME__JSON_DEPTH_MAX + 1];
+  int base = lua_gettop(L), t, spread = 0, count = 0, r;
   const char *err = NULL;
   if (d->natt > 0)
     d->att_base = lua_absindex(L, d->att_base);
@@ -1055,6 +1107,7 @@ int plume__json_decode(lua_State *L, const char *p, size_t n,
   }
   plume__json_push_mt(L, 0); /* base+1: array_mt */
   plume__json_push_mt(L, 1); /* base+2: object_mt */
+  push_order(L);             /* base+3: the key-order table */
   lexer_init(&x, p, n, d->max_depth);
   while ((t = lex_next(&x)) > T_EOF) {
     switch (t) {
@@ -1075,16 +1128,27 @@ int plume__json_decode(lua_State *L, const char *p, size_t n,
       continue;
     case T_KEY:
       push_string(L, &x); /* key */
+      if (++idx[x.depth] >= 2)
+        note_key(L, idx[x.depth]);
       continue;
     case T_ARR_END:
       if (spread && x.depth == 0)
         continue;
       break;
     case T_OBJ_END:
-      if (d->natt >= 0 && resolve_placeholder(L, d) != 0) {
+      r = d->natt >= 0 ? resolve_placeholder(L, d) : 0;
+      if (r < 0) {
         x.p = x.tstart;
         err = "illegal attachments";
         goto fail;
+      }
+      if (idx[x.depth + 1] >= 2) { /* list, obj */
+        if (r == 0) {
+          lua_pushvalue(L, -1);
+          lua_pushvalue(L, -3);
+          lua_rawset(L, base + 3); /* order[obj] = list */
+        }
+        lua_remove(L, -2); /* obj */
       }
       break;
     case T_STRING:
@@ -1122,8 +1186,8 @@ int plume__json_decode(lua_State *L, const char *p, size_t n,
   }
   if (t == T_ERROR)
     goto fail;
-  lua_rotate(L, base + 1, -2); /* the two metatables to the top ... */
-  lua_pop(L, 2);               /* ... and away: base+1.. are the values */
+  lua_rotate(L, base + 1, -3); /* the three helpers to the top ... */
+  lua_pop(L, 3);               /* ... and away: base+1.. are the values */
   d->count = count;
   d->error = NULL;
   return 0;
@@ -1150,6 +1214,8 @@ struct plume__json_key_s {
   int kind;      /* KEY_* */
   lua_Integer i;
   lua_Number f;
+  size_t rank;  /* place in the output, while a recorded order is applied */
+  size_t at;    /* json.keys: where the key value itself waits */
   char num[32]; /* number keys: their text */
 };
 
@@ -1344,6 +1410,34 @@ static int key_cmp(const void *a, const void *b) {
   return x->kind - y->kind;
 }
 
+/* Fills k from the string or number at idx (a float with an integral value
+** counts as that integer, as in a table key). Returns -1, k unusable, for a
+** number JSON cannot write (an infinity, NaN). */
+static int fill_key(lua_State *L, int idx, objkey_t *k) {
+  int isint;
+  k->s = NULL;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    k->kind = KEY_STRING;
+    k->s = lua_tolstring(L, idx, &k->n);
+    k->index = key_index(k->s, k->n);
+    return 0;
+  }
+  k->i = lua_tointegerx(L, idx, &isint);
+  if (isint) {
+    k->kind = KEY_INTEGER;
+    k->n = (size_t)format_integer(k->num, k->i);
+    k->index = k->i >= 0 && k->i < 4294967295LL ? (int64_t)k->i : -1;
+    return 0;
+  }
+  k->kind = KEY_FLOAT;
+  k->f = lua_tonumber(L, idx);
+  if (isinf(k->f) || k->f != k->f)
+    return -1;
+  k->n = (size_t)format_double(k->num, (double)k->f);
+  k->index = -1;
+  return 0;
+}
+
 /* Records the key on top of the stack (a string, or a number of an object_mt
 ** table). */
 static int add_key(lua_State *L, plume__json_enc_t *e) {
@@ -1356,30 +1450,65 @@ static int add_key(lua_State *L, plume__json_enc_t *e) {
     e->keys = nk;
     e->keys_cap = cap;
   }
-  k = &e->keys[e->nkeys++];
-  if (lua_type(L, -1) == LUA_TSTRING) {
-    k->kind = KEY_STRING;
-    k->s = lua_tolstring(L, -1, &k->n);
-    k->index = key_index(k->s, k->n);
-  } else if (lua_isinteger(L, -1)) {
-    k->kind = KEY_INTEGER;
-    k->i = lua_tointeger(L, -1);
-    k->n = (size_t)format_integer(k->num, k->i);
-    k->index = k->i >= 0 && k->i < 4294967295LL ? (int64_t)k->i : -1;
-  } else {
-    k->kind = KEY_FLOAT;
-    k->f = lua_tonumber(L, -1);
-    if (isinf(k->f)) { /* NaN cannot be a key */
-      e->nkeys--;
-      return enc_fail(e, "number is not serializable",
-                      k->f > 0 ? "Infinity key" : "-Infinity key");
-    }
-    k->n = (size_t)format_double(k->num, (double)k->f);
-    k->index = -1;
-  }
-  if (k->kind != KEY_STRING)
-    k->s = NULL;
+  k = &e->keys[e->nkeys];
+  if (fill_key(L, -1, k) != 0) /* an infinity: NaN cannot be a key */
+    return enc_fail(e, "number is not serializable",
+                    k->f > 0 ? "Infinity key" : "-Infinity key");
+  e->nkeys++;
   return 0;
+}
+
+/*
+** Puts the count keys of the table at idx in output order, the order in which
+** JavaScript lists an object's keys: array-index keys first, by value, then the
+** others in creation order. Array-index keys and the others without an entry in
+** the key-order table (at ord) are in key_cmp order. Otherwise the non-index
+** keys the entry lists that the table still has come in its order (a key listed
+** twice keeps its first place), and the others after them, in key_cmp order.
+** Sorting first lets each listed key be found by binary search, and the ranks
+** then form a permutation applied in place: O(n log n) for n keys.
+*/
+static void order_keys(lua_State *L, int ord, int idx, objkey_t *keys,
+                       size_t count) {
+  objkey_t probe, *k, tmp;
+  size_t i, nidx = 0, rank;
+  lua_Integer j, m;
+  qsort(keys, count, sizeof(objkey_t), key_cmp);
+  while (nidx < count && keys[nidx].index >= 0)
+    nidx++;
+  if (nidx == count)
+    return; /* index keys only: no other order applies */
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, ord) != LUA_TTABLE) { /* order[t] */
+    lua_pop(L, 1);
+    return;
+  }
+  for (i = 0; i < count; i++)
+    keys[i].rank = i < nidx ? i : SIZE_MAX;
+  rank = nidx;
+  m = (lua_Integer)lua_rawlen(L, -1);
+  for (j = 1; j <= m && rank < count; j++) {
+    int kt = lua_rawgeti(L, -1, j); /* list, list[j] */
+    if ((kt == LUA_TSTRING || kt == LUA_TNUMBER) &&
+        fill_key(L, -1, &probe) == 0 && probe.index < 0 &&
+        (k = bsearch(&probe, keys + nidx, count - nidx, sizeof(objkey_t),
+                     key_cmp)) != NULL &&
+        k->rank == SIZE_MAX)
+      k->rank = rank++;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1); /* list */
+  if (rank == nidx)
+    return; /* none of the listed keys is left */
+  for (i = nidx; i < count; i++)
+    if (keys[i].rank == SIZE_MAX)
+      keys[i].rank = rank++;
+  for (i = nidx; i < count; i++)
+    while (keys[i].rank != i) { /* each swap puts one key in its place */
+      tmp = keys[keys[i].rank];
+      keys[keys[i].rank] = keys[i];
+      keys[i] = tmp;
+    }
 }
 
 static int encode_value(lua_State *L, plume__json_enc_t *e, int idx, int depth,
@@ -1405,14 +1534,15 @@ static int encode_array(lua_State *L, plume__json_enc_t *e, int idx,
   return emit(e, "]", 1);
 }
 
-/* Writes the object whose keys are e->keys[base..e->nkeys), sorted first. */
+/* Writes the object whose keys are e->keys[base..e->nkeys), put in order
+** first. */
 static int encode_members(lua_State *L, plume__json_enc_t *e, int idx,
                           size_t base, int depth, const frame_t *fr) {
   size_t i, count = e->nkeys - base, n;
   const char *s;
   int r, kind;
   if (count > 1)
-    qsort(e->keys + base, count, sizeof(objkey_t), key_cmp);
+    order_keys(L, e->ord, idx, e->keys + base, count);
   if (emit(e, "{", 1) != 0)
     return UV_ENOMEM;
   for (i = 0; i < count; i++) {
@@ -1558,13 +1688,15 @@ static int encode_begin(lua_State *L, plume__json_enc_t *e) {
   e->amt = lua_gettop(L);
   plume__json_push_mt(L, 1);
   e->omt = lua_gettop(L);
+  push_order(L);
+  e->ord = lua_gettop(L);
   e->path_at = (int)sizeof(e->path);
   e->error[0] = '\0';
   return 0;
 }
 
 static int encode_end(lua_State *L, plume__json_enc_t *e, int r) {
-  lua_pop(L, 2); /* the metatables */
+  lua_pop(L, 3); /* the metatables and the key-order table */
   if (r != 0)
     enc_finish_error(e);
   return r;
@@ -1719,6 +1851,103 @@ static int l_is_binary(lua_State *L) {
   return 1;
 }
 
+/* Whether the key at idx is one key_cmp can place (a string, or a number JSON
+** can write). */
+static int is_json_key(lua_State *L, int idx) {
+  lua_Number f;
+  if (lua_type(L, idx) == LUA_TSTRING || lua_isinteger(L, idx))
+    return 1;
+  if (lua_type(L, idx) != LUA_TNUMBER)
+    return 0;
+  f = lua_tonumber(L, idx);
+  return !isinf(f) && f == f;
+}
+
+/*
+** keys(t) -> a list of the keys of t in the order encode writes them (see
+** order_keys); keys JSON has no text for (booleans, tables, infinities) come
+** last, as next() meets them. The scratch space is a userdata and the key
+** values are anchored in a table, not borrowed from t or from the shared
+** encoder: building the result allocates, and a finalizer run then may use the
+** encoder or change t.
+*/
+static int l_keys(lua_State *L) {
+  objkey_t *keys;
+  size_t count = 0, other = 0, i = 0;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_pushnil(L);
+  while (lua_next(L, 1) != 0) { /* t, key, value */
+    lua_pop(L, 1);
+    if (is_json_key(L, -1))
+      count++;
+    else
+      other++;
+  }
+  luaL_argcheck(L, count + other < INT_MAX, 1, "too many keys");
+  keys = lua_newuserdatauv(L, count * sizeof(*keys) + 1, 0); /* t, scratch */
+  lua_createtable(L, (int)count, 0); /* t, scratch, anchor */
+  lua_pushnil(L);
+  while (lua_next(L, 1) != 0 && i < count) { /* ..., key, value */
+    lua_pop(L, 1);
+    if (!is_json_key(L, -1))
+      continue;
+    fill_key(L, -1, &keys[i]);
+    keys[i].at = i + 1;
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, 3, (lua_Integer)++i); /* anchor[i] = key */
+  }
+  lua_settop(L, 3);
+  count = i;
+  push_order(L); /* t, scratch, anchor, order */
+  if (count > 1)
+    order_keys(L, 4, 1, keys, count);
+  lua_createtable(L, (int)(count + other), 0); /* ..., list */
+  for (i = 0; i < count; i++) {
+    lua_rawgeti(L, 3, (lua_Integer)keys[i].at);
+    lua_rawseti(L, -2, (lua_Integer)i + 1); /* list[i+1] = key */
+  }
+  if (other > 0) {
+    lua_pushnil(L);
+    while (lua_next(L, 1) != 0) { /* ..., list, key, value */
+      lua_pop(L, 1);
+      if (is_json_key(L, -1))
+        continue;
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, -3, (lua_Integer)++count); /* list[#list+1] = key */
+    }
+  }
+  return 1;
+}
+
+/*
+** object_with_order(t, keys) -> t, marked as a JSON object whose members
+** encode in the order of the list keys (strings or numbers), then the members
+** it does not list, sorted. The list is copied.
+*/
+static int l_object_with_order(lua_State *L) {
+  lua_Integer i, n;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  n = (lua_Integer)lua_rawlen(L, 2);
+  luaL_argcheck(L, n < INT_MAX, 2, "too many keys");
+  push_order(L); /* t, keys, order */
+  lua_pushvalue(L, 1);
+  lua_createtable(L, (int)n, 0); /* t, keys, order, t, list */
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i); /* ..., list, keys[i] */
+    if (!is_json_key(L, -1))
+      return luaL_argerror(L, 2, "keys must be strings or finite numbers");
+    lua_rawseti(L, -2, i); /* list[i] = keys[i] */
+  }
+  lua_rawset(L, 3); /* order[t] = list */
+  plume__json_push_mt(L, 1);
+  lua_setmetatable(L, 1);
+  lua_settop(L, 1);
+  return 1;
+}
+
 void plume__json_open(lua_State *L, int max_depth) {
   static const luaL_Reg with_encoder[] = {
       {"encode", l_encode},
@@ -1746,6 +1975,10 @@ void plume__json_open(lua_State *L, int max_depth) {
   lua_setfield(L, -2, "binary");
   lua_pushcfunction(L, l_is_binary);
   lua_setfield(L, -2, "is_binary");
+  lua_pushcfunction(L, l_keys);
+  lua_setfield(L, -2, "keys");
+  lua_pushcfunction(L, l_object_with_order);
+  lua_setfield(L, -2, "object_with_order");
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null"); /* json.null */
   plume__json_push_mt(L, 0);

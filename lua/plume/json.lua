@@ -7,6 +7,12 @@
 -- {}), and is refused otherwise. Binary values (json.binary) travel as Socket.IO
 -- attachments: encode_placeholders replaces them by {"_placeholder":true,"num":k} and
 -- decode(text, attachments) puts them back.
+--
+-- Key order: decode records the key order of every object with two keys or more (out of
+-- sight: pairs() sees the members only), and encode writes keys as JavaScript lists them:
+-- array-index keys ("0", "17") first, by value, then the recorded keys the object still
+-- has, in wire order, then any others sorted by bytes. So {"b":1,"a":2} comes back as
+-- {"b":1,"a":2}, and a key set in Lua comes after the recorded ones.
 
 local core = require "plume.core"
 
@@ -45,6 +51,16 @@ local _M = {
   -- binary(s) -> a binary value holding the bytes of s (#b, tostring(b), b:sub(i, j)).
   binary = c.binary,
   is_binary = c.is_binary,
+
+  -- keys(t) -> a list of the keys of t in the order encode writes them (for $sort
+  -- precedence and anything else that must follow the order a client sent); keys JSON
+  -- cannot write (booleans, tables) come last.
+  keys = c.keys,
+
+  -- object_with_order(t, keys) -> t, marked as an object whose members encode in the order
+  -- of the list keys (copied), then the others sorted: keeps a client's order through a
+  -- copy (object_with_order(copy, keys(original))) or sets one ({total, limit, skip, data}).
+  object_with_order = c.object_with_order,
 }
 
 

@@ -1,8 +1,8 @@
 -- luacheck: std +busted
 -- plume.json against the real codec in plume.core (runtime/json.c): round trips byte for
--- byte (protocol.md §3.3), the marks, numbers and strings as JavaScript writes them,
--- refusals (reliability.md §4.4 #30, §4.6 #41), binaries, and decode cross-checked with
--- lua-cjson on valid inputs.
+-- byte (protocol.md §3.3), key order, the marks, numbers and strings as JavaScript writes
+-- them, refusals (reliability.md §4.4 #30, §4.6 #41), binaries, and decode cross-checked
+-- with lua-cjson on valid inputs.
 
 local core_ok, core = pcall(require, "plume.core")
 local has_codec = core_ok and type(core) == "table" and type(core.json) == "table"
@@ -39,6 +39,9 @@ describe("plume.json", function()
       '"\\ud800"',
       '"\\u0000\\u001f\\"\\\\"',
       '{"_placeholder":true,"num":0}',
+      '{"b":1,"a":2}',
+      '{"c":{"z":1,"y":[{"x":1,"w":2}]},"b":[],"a":{}}',
+      '["message",{"b":1,"a":2},[{"d":true,"c":null}]]',
     }
     for _, text in ipairs(same) do
       it(text, function()
@@ -52,9 +55,10 @@ describe("plume.json", function()
       { "1e21", "1e+21" },
       { "1E-7", "1e-7" },
       { "12345678901234567890", "12345678901234567000" },
-      { " [ 1 , {\"b\":1, \"a\":2} ] ", '[1,{"a":2,"b":1}]' },
-      { '{"10":1,"9":2,"a":3}', '{"9":2,"10":1,"a":3}' },
+      { " [ 1 , {\"b\":1, \"a\":2} ] ", '[1,{"b":1,"a":2}]' },
+      { '{"b":3,"10":1,"9":2,"a":3}', '{"9":2,"10":1,"b":3,"a":3}' },
       { '{"a":1,"a":2}', '{"a":2}' },
+      { '{"b":1,"a":2,"b":3}', '{"b":3,"a":2}' },
       { '"\\u00e9\\/\\ud83d\\ude00"', '"\xc3\xa9/\xf0\x9f\x98\x80"' },
     }
     for _, case in ipairs(changed) do
@@ -62,6 +66,76 @@ describe("plume.json", function()
         assert.are.equal(case[2], json.encode(json.decode(case[1])))
       end)
     end
+  end)
+
+
+  describe("key order", function()
+    local function keys(t)
+      return table.concat(json.keys(t), ",")
+    end
+
+    it("is recorded on decode and listed by json.keys", function()
+      assert.are.equal("b,a,c", keys(json.decode('{"b":1,"a":2,"c":3}')))
+      assert.are.equal("1,b,a", keys(json.decode('{"b":1,"a":2,"1":3}')))
+      assert.are.equal("x", keys(json.decode('{"x":1}')))
+      assert.are.equal("", keys(json.decode("{}")))
+      assert.are.equal("1,10,a,b", keys({ b = 1, a = 2, [10] = 3, [1] = 4 }))
+    end)
+
+    it("leaves pairs() unchanged", function()
+      local v = json.decode('{"b":1,"a":2,"c":{"e":1,"d":2}}')
+      local seen = {}
+      for k, x in pairs(v) do
+        seen[#seen + 1] = k
+        assert.is_string(k)
+        assert.is_not_nil(x)
+      end
+      table.sort(seen)
+      assert.are.same({ "a", "b", "c" }, seen)
+      assert.are.equal(json.object_mt, getmetatable(v))
+      assert.is_nil(next(json.decode("{}")))
+    end)
+
+    it("follows changes made in Lua", function()
+      local v = json.decode('{"c":1,"b":{"y":1,"x":2},"a":3}')
+      v.b.y = nil
+      v.c = "C"
+      v.e = 5
+      v.d = 4
+      assert.are.equal('{"c":"C","b":{"x":2},"a":3,"d":4,"e":5}', json.encode(v))
+      assert.are.equal("c,b,a,d,e", keys(v))
+      v.a, v.b, v.c = nil, nil, nil
+      assert.are.equal('{"d":4,"e":5}', json.encode(v))
+    end)
+
+    it("survives encode -> decode -> encode", function()
+      local text = '[{"z":1,"y":{"x":[{"w":1,"v":2}],"u":null},"t":[]},"s",{"r":{},"q":[]}]'
+      local once = json.encode(json.decode(text))
+      assert.are.equal(text, once)
+      assert.are.equal(once, json.encode(json.decode(once)))
+    end)
+
+    it("can be set with object_with_order", function()
+      local page = json.object_with_order({ data = json.array(), skip = 0, limit = 10,
+        total = 0 }, { "total", "limit", "skip", "data" })
+      assert.is_true(json.is_object(page))
+      assert.are.equal('{"total":0,"limit":10,"skip":0,"data":[]}', json.encode(page))
+      local original = json.decode('{"text":"hi","user":"u1","id":0}')
+      local copy = {}
+      for k, x in pairs(original) do
+        copy[k] = x
+      end
+      json.object_with_order(copy, json.keys(original))
+      assert.are.equal('{"text":"hi","user":"u1","id":0}', json.encode(copy))
+      assert.has_error(function() json.object_with_order({}, { {} }) end)
+    end)
+
+    it("gives $sort its precedence (util.ordered_keys)", function()
+      package.loaded["plume.util"] = nil
+      local util = require "plume.util"
+      local sort = json.decode('{"b":1,"a":-1}')
+      assert.are.same({ "b", "a" }, util.ordered_keys(sort))
+    end)
   end)
 
 

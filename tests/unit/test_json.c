@@ -123,17 +123,31 @@ static const struct {
     {"\"x\\ud800y\"", NULL},
     {"\"\\u2028\\u2029\"", "\"\xe2\x80\xa8\xe2\x80\xa9\""},
     {"\"\xe2\x80\xa8\"", NULL},
-    /* objects: keys sorted (index-like ones first, by value), last duplicate
-    ** wins */
+    /* objects: keys in wire order, but array-index keys first, by value, as
+    ** JavaScript lists them; a duplicate keeps its first place, its last value
+    */
+    {"{\"b\":1,\"a\":2}", NULL},
     {"{\"b\":1,\"a\":2,\"10\":3,\"9\":4}",
-     "{\"9\":4,\"10\":3,\"a\":2,\"b\":1}"},
+     "{\"9\":4,\"10\":3,\"b\":1,\"a\":2}"},
+    {"{\"z\":1,\"01\":2,\"4294967295\":3,\"4294967294\":4,\"-1\":5}",
+     "{\"4294967294\":4,\"z\":1,\"01\":2,\"4294967295\":3,\"-1\":5}"},
     {"{\"a\":1,\"a\":2}", "{\"a\":2}"},
     {"{\"a\":1,\"a\":null}", "{\"a\":null}"},
+    {"{\"b\":1,\"a\":2,\"b\":3}", "{\"b\":3,\"a\":2}"},
+    {"{\"b\":1,\"b\":2,\"a\":3,\"b\":4,\"a\":5}", "{\"b\":4,\"a\":5}"},
+    {"{\"c\":{\"z\":[{\"y\":1,\"x\":2}],\"w\":{}},\"b\":[],\"a\":{\"v\":0}}",
+     NULL},
+    {"[{\"b\":1,\"a\":2},[{\"d\":{\"f\":1,\"e\":2},\"c\":[3]}],{\"b\":1}]",
+     NULL},
+    {"{\"b\":[{\"b\":1,\"a\":2}],\"a\":{\"b\":{\"b\":1,\"a\":2},\"a\":1}}",
+     NULL},
+    {"{\"y\":1,\"\\u0078\":2}", "{\"y\":1,\"x\":2}"},
     {"{\"\":0,\"\\u0000\":1}", "{\"\":0,\"\\u0000\":1}"},
     {"{\"__proto__\":{\"x\":1},\"constructor\":[]}", NULL},
     {" [ 1 , { \"a\" : 2 } ]\r\n\t", "[1,{\"a\":2}]"},
     /* without attachments a placeholder is a plain object */
     {"{\"_placeholder\":true,\"num\":0}", NULL},
+    {"{\"num\":0,\"_placeholder\":true}", NULL},
 };
 
 static void test_roundtrips(void) {
@@ -621,6 +635,142 @@ static void test_decode_lua(void) {
             "nil");
 }
 
+/* Key order through Lua (protocol.md §3.3): recorded on decode, out of sight
+** of pairs(), honoured and updated by encode, listed by json.keys. */
+static void test_key_order(void) {
+  static const char *const keys =
+      "local function keys(t) return table.concat(json.keys(t), ',') end ";
+  char chunk[1024];
+#define KEYS(body, want)                                                       \
+  do {                                                                         \
+    snprintf(chunk, sizeof(chunk), "%s%s", keys, body);                        \
+    CHECK_STR(run(chunk), want);                                               \
+  } while (0)
+  /* pairs() sees the members only: no order field in the object */
+  CHECK_STR(run("local v = json.decode('{\"b\":1,\"a\":2,\"c\":3}') "
+                "local n = 0 for k, x in pairs(v) do n = n + 1 "
+                "assert(type(k) == 'string' and type(x) == 'number') end "
+                "return n .. ' ' .. tostring(rawget(v, 1)) .. ' ' .. "
+                "tostring(getmetatable(v) == json.object_mt)"),
+            "3 nil true");
+  KEYS("return keys(json.decode('{\"b\":1,\"a\":2,\"c\":3}'))", "b,a,c");
+  KEYS("return keys(json.decode('{\"b\":1,\"a\":2,\"1\":3,\"0\":4}'))",
+       "0,1,b,a");
+  KEYS("return keys(json.decode('{\"b\":1,\"a\":2,\"b\":3}'))", "b,a");
+  KEYS("return keys(json.decode('{\"z\":1}'))", "z");
+  KEYS("return keys(json.decode('{}'))", "");
+  KEYS("return keys(json.decode('[3,2,1]'))", "1,2,3");
+  /* without a record: the encoder's order, whatever the keys */
+  KEYS("return keys({b = 1, a = 1, [10] = 1, ['2'] = 1, [1] = 1, [2.5] = 1})",
+       "1,2,10,2.5,a,b");
+  CHECK_STR(run("local k = json.keys({x = 1, [true] = 2}) "
+                "return #k .. tostring(k[1]) .. tostring(k[2])"),
+            "2xtrue");
+  CHECK_HAS(run("return json.keys('x')"),
+            "bad argument #1 to 'keys' (table expected, got string)");
+  /* mutations in Lua, then encode: a removed key goes, an added one comes
+  ** after the recorded ones (sorted), a changed value keeps its place */
+  CHECK_STR(run("local v = json.decode('{\"c\":1,\"b\":2,\"a\":3}') "
+                "v.b = nil return json.encode(v)"),
+            "{\"c\":1,\"a\":3}");
+  CHECK_STR(run("local v = json.decode('{\"c\":1,\"b\":2,\"a\":3}') "
+                "v.e = 4 v.d = json.null v['7'] = 0 return json.encode(v)"),
+            "{\"7\":0,\"c\":1,\"b\":2,\"a\":3,\"d\":null,\"e\":4}");
+  CHECK_STR(run("local v = json.decode('{\"c\":1,\"b\":2,\"a\":3}') "
+                "v.b = {x = {1}} v.c = 'C' return json.encode(v)"),
+            "{\"c\":\"C\",\"b\":{\"x\":[1]},\"a\":3}");
+  CHECK_STR(run("local v = json.decode('{\"c\":1,\"b\":2,\"a\":3}') "
+                "v.a, v.b, v.c = nil, nil, nil v.y = 1 v.x = 2 "
+                "return json.encode(v)"),
+            "{\"x\":2,\"y\":1}");
+  /* a decision: a recorded key set again returns to its recorded place */
+  CHECK_STR(run("local v = json.decode('{\"c\":1,\"b\":2,\"a\":3}') "
+                "v.c = nil v.c = 9 return json.encode(v)"),
+            "{\"c\":9,\"b\":2,\"a\":3}");
+  KEYS("local v = json.decode('{\"c\":1,\"b\":2,\"a\":3}') "
+       "v.b = nil v.aa = 0 v[1] = 0 return keys(v)",
+       "1,c,a,aa");
+  /* nested objects and objects inside arrays keep their own orders */
+  CHECK_STR(
+      run("local v = json.decode('[{\"b\":{\"d\":1,\"c\":2},"
+          "\"a\":[{\"f\":1,\"e\":2}]}]') v[1].a[1].g = 3 "
+          "v[1].b.d = nil table.insert(v, json.decode('{\"i\":1,\"h\":2}')) "
+          "return json.encode(v)"),
+      "[{\"b\":{\"c\":2},\"a\":[{\"f\":1,\"e\":2,\"g\":3}]},"
+      "{\"i\":1,\"h\":2}]");
+  /* the order belongs to the table: a copy has none, the original keeps it
+  ** after its text is gone */
+  CHECK_STR(run("local v = json.decode('{\"b\":1,\"a\":2}') "
+                "local c = {} for k, x in pairs(v) do c[k] = x end "
+                "collectgarbage() return json.encode(c) .. json.encode(v)"),
+            "{\"a\":2,\"b\":1}{\"b\":1,\"a\":2}");
+  /* object_with_order: marks, records a copy of the list, any table */
+  CHECK_STR(run("local l = {'total', 'limit', 'skip', 'data'} "
+                "local t = json.object_with_order({data = json.array(), "
+                "skip = 0, limit = 10, total = 0, x = 1}, l) l[1] = 'x' "
+                "return json.encode(t) .. tostring(getmetatable(t) == "
+                "json.object_mt)"),
+            "{\"total\":0,\"limit\":10,\"skip\":0,\"data\":[],\"x\":1}true");
+  CHECK_STR(run("return json.encode(json.object_with_order({}, {'a', 'b'}))"),
+            "{}");
+  CHECK_STR(run("return json.encode(json.object_with_order({[2.5] = 'f', "
+                "[3] = 'i', ['3'] = 's', z = 'z'}, {'z', 2.5, 3, '3'}))"),
+            "{\"3\":\"s\",\"3\":\"i\",\"z\":\"z\",\"2.5\":\"f\"}");
+  CHECK_STR(run("local t = json.decode('{\"b\":1,\"a\":2}') "
+                "json.object_with_order(t, {'a'}) return json.encode(t)"),
+            "{\"a\":2,\"b\":1}");
+  CHECK_HAS(run("return json.object_with_order({}, {'a', true})"),
+            "bad argument #2 to 'object_with_order' (keys must be strings or "
+            "finite numbers)");
+  CHECK_HAS(run("return json.object_with_order({}, {0/0})"),
+            "keys must be strings or finite numbers");
+  CHECK_HAS(run("return json.object_with_order({})"),
+            "bad argument #2 to 'object_with_order' (table expected, got no "
+            "value)");
+  /* placeholders resolved to attachments leave nothing recorded behind */
+  CHECK_STR(run("local v = json.decode('[{\"b\":{\"_placeholder\":true,"
+                "\"num\":0},\"a\":1}]', {'x'}) "
+                "return json.is_binary(v[1].b) and json.keys(v[1])[1]"),
+            "b");
+#undef KEYS
+}
+
+/* Large objects: the recorded order costs O(n log n) to apply, and a key
+** list holds every key. */
+static void test_key_order_large(void) {
+  enum { N = 60000 };
+  plume__buf_t in = {0};
+  plume__json_dec_t d;
+  plume__json_enc_t e;
+  const char *got;
+  char tmp[32];
+  int i, n;
+  plume__buf_appendc(&in, '{');
+  for (i = N; i > 0; i--) {
+    n = snprintf(tmp, sizeof(tmp), "%s\"k%d\":%d", i < N ? "," : "", i, i);
+    plume__buf_append(&in, tmp, (size_t)n);
+  }
+  plume__buf_appendc(&in, '}');
+  memset(&d, 0, sizeof(d));
+  d.max_depth = 128;
+  d.natt = -1;
+  lua_settop(L, 0);
+  CHECK_EQ(plume__json_decode(L, in.p, in.len, &d), 0);
+  plume__json_enc_init(&e, 128);
+  CHECK_EQ(plume__json_encode(L, 1, &e), 0);
+  CHECK(e.out.len == in.len && memcmp(e.out.p, in.p, in.len) == 0);
+  /* half the keys gone, the other half still in wire order */
+  lua_setglobal(L, "big");
+  got = run("for i = 2, 60000, 2 do big['k' .. i] = nil end "
+            "local k = json.keys(big) local ok = #k == 30000 "
+            "for j = 1, #k do ok = ok and k[j] == 'k' .. (60001 - 2 * j) "
+            "end big = nil return ok");
+  CHECK_STR(got, "true");
+  plume__json_enc_free(&e);
+  plume__buf_free(&in);
+  lua_settop(L, 0);
+}
+
 static void test_placeholders_lua(void) {
   CHECK_STR(run("local v = json.decode('[\"x\",{\"_placeholder\":true,"
                 "\"num\":0}]', {'\\1\\2'}) "
@@ -829,6 +979,8 @@ int main(void) {
   RUN(test_encode_table);
   RUN(test_encode_cycles);
   RUN(test_decode_lua);
+  RUN(test_key_order);
+  RUN(test_key_order_large);
   RUN(test_placeholders_lua);
   RUN(test_binary);
   RUN(test_write_string);
