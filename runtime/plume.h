@@ -117,8 +117,8 @@ typedef struct plume_s plume_t;
 ** Creates an instance in *out. With loop == NULL Plume creates and owns a loop (plume_run
 ** drives it, plume_destroy closes it); otherwise the caller's loop is borrowed: the caller
 ** runs it and it must outlive the instance. Any number of instances may share a process
-** or a loop: Plume keeps no state of its own outside the plume_t. The options (NULL: the
-** defaults) are copied. Creates the instance's Lua state and loads the framework
+** or a loop: each keeps its state in its plume_t and its own Lua state. The options (NULL:
+** the defaults) are copied. Creates the instance's Lua state and loads the framework
 ** (require "plume") from the lua_path option, else from the Lua folder installed next to
 ** the library (PREFIX/share/lua/5.4 beside PREFIX/lib), else from package.path. Returns
 ** 0, UV_ENOMEM, a uv_loop_init error or PLUME_ELUA (logged); on error *out is NULL and
@@ -177,6 +177,8 @@ PLUME_EXTERN lua_State *plume_lua(plume_t *p);
 ** results cross as JSON text. Every method call runs in its own task: a method answers
 ** now (before its callback returns) or later (from any loop callback: a timer, a reply
 ** from the thread pool, ...), and while it waits the loop goes on serving everyone else.
+** Once plume_close was called, new calls fail (a GeneralError) without reaching C; calls
+** already waiting get the shutdown_timeout drain to be answered.
 */
 
 /* One call of a C method, valid from the method callback until it is answered. */
