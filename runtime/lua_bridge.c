@@ -482,7 +482,8 @@ void plume__lua_finalize_at_close(lua_State *L, int idx) {
 
 /* Runs the __gc of every userdata of the finalize table (protected). */
 static int run_finalizers(lua_State *L) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &finalize_key); /* t */
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &finalize_key) != LUA_TTABLE) /* t */
+    return 0;
   lua_pushnil(L);
   while (lua_next(L, -2) != 0) { /* t v true */
     lua_pop(L, 1);               /* t v */
