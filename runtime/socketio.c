@@ -465,12 +465,12 @@ static void enc_trim(sio_server_t *srv) {
 /*
 ** Encodes the n values from stack index first (an event's name and arguments,
 ** or an ack's arguments) as a packet of type on nsp with ack id (-1: none),
-** binaries as attachments. Returns 0, or raises a Lua error when a value
-** cannot be serialised (or on OOM); o is then empty.
+** binaries as attachments. Returns 0, or -1 with the reason pushed on L (a
+** value that cannot be serialised, OOM) and o empty. Raises nothing.
 */
-static void out_encode(lua_State *L, sio_server_t *srv, int type,
-                       plume_slice_t nsp, int64_t id, int first, int n,
-                       out_t *o) {
+static int out_build(lua_State *L, sio_server_t *srv, int type,
+                     plume_slice_t nsp, int64_t id, int first, int n,
+                     out_t *o) {
   plume__sio_packet_t pkt;
   int i, r;
   memset(o, 0, sizeof(*o));
@@ -483,7 +483,7 @@ static void out_encode(lua_State *L, sio_server_t *srv, int type,
   if (r != 0) {
     lua_pushstring(L, r == UV_ENOMEM ? "not enough memory" : srv->enc.error);
     enc_trim(srv);
-    lua_error(L);
+    return -1;
   }
   o->text = plume__sio_encode_shared(&pkt, 1);
   for (i = 0; o->text != NULL && i < srv->enc.natt; i++) {
@@ -492,12 +492,21 @@ static void out_encode(lua_State *L, sio_server_t *srv, int type,
       break;
     o->natt++;
   }
+  enc_trim(srv);
   if (o->text == NULL || o->natt != srv->enc.natt) {
     out_free(o);
-    enc_trim(srv);
-    luaL_error(L, "not enough memory");
+    lua_pushliteral(L, "not enough memory");
+    return -1;
   }
-  enc_trim(srv);
+  return 0;
+}
+
+/* out_build, raising its error. */
+static void out_encode(lua_State *L, sio_server_t *srv, int type,
+                       plume_slice_t nsp, int64_t id, int first, int n,
+                       out_t *o) {
+  if (out_build(L, srv, type, nsp, id, first, n, o) != 0)
+    lua_error(L);
 }
 
 /* Queues the packet and its attachments on a session. Returns 0 or an error
@@ -2149,26 +2158,46 @@ static int core_sio_emit(lua_State *L) {
   return 1;
 }
 
-/* Arms a timeout of the value at idx (ms, nil: none). */
-static void arm_timeout(lua_State *L, sio_ack_t *a, int idx) {
-  if (!lua_isnoneornil(L, idx)) {
-    lua_Number ms = luaL_checknumber(L, idx);
-    ack_arm(a, ms > 0 ? (uint64_t)ms : 0, "operation has timed out");
-  }
+/* A timeout argument: ms, or 0 for none (nil). Raises on a bad value. */
+static uint64_t check_timeout(lua_State *L, int idx, int *has) {
+  lua_Number ms;
+  *has = !lua_isnoneornil(L, idx);
+  if (!*has)
+    return 0;
+  ms = luaL_checknumber(L, idx);
+  return ms > 0 ? (uint64_t)ms : 0;
 }
 
-/* Registers the ack for the next id of sock, or raises at the cap. */
-static sio_ack_t *ack_for(lua_State *L, sio_socket_t *sock) {
+/*
+** Sends the event and arguments from index first to sock with the next ack id
+** of its namespace, and registers the entry awaiting the answer. Raises, with
+** nothing registered, when a value cannot be serialised, at the cap or on OOM.
+** Returns NULL when the session is gone.
+*/
+static sio_ack_t *emit_with_ack(lua_State *L, sio_socket_t *sock, int first) {
+  sio_server_t *srv = sock->client->srv;
+  int64_t id;
   sio_ack_t *a;
+  out_t o;
+  int err;
   if (sock->nsp == NULL)
     luaL_error(L, "socket %s has no namespace yet", sock->id);
   if (sock->nacks >= MAX_ACKS)
     luaL_error(L, "too many acknowledgements pending on socket %s", sock->id);
-  a = ack_new(sock->client->srv, sock, sock->nsp->next_id);
-  if (a == NULL)
+  id = sock->nsp->next_id;
+  out_encode(L, srv, PLUME__SIO_EVENT, nsp_slice(sock), id, first,
+             lua_gettop(L) - first + 1, &o);
+  if ((a = ack_new(srv, sock, id)) == NULL) {
+    out_free(&o);
     luaL_error(L, "not enough memory");
-  sock->nsp->next_id =
-      sock->nsp->next_id < PLUME__SIO_MAX_ID ? sock->nsp->next_id + 1 : 0;
+  }
+  sock->nsp->next_id = id < PLUME__SIO_MAX_ID ? id + 1 : 0;
+  err = out_send(sock->client->s, &o);
+  out_free(&o);
+  if (err != 0) {
+    ack_free(a, L);
+    return NULL;
+  }
   return a;
 }
 
@@ -2179,22 +2208,21 @@ static sio_ack_t *ack_for(lua_State *L, sio_socket_t *sock) {
 */
 static int core_sio_emit_ack(lua_State *L) {
   sio_socket_t *sock = check_socket(L, 1);
-  int err_first = lua_toboolean(L, 4), err;
+  int err_first = lua_toboolean(L, 4), has;
+  uint64_t ms = check_timeout(L, 3, &has);
   sio_ack_t *a;
   luaL_checktype(L, 2, LUA_TFUNCTION);
   luaL_checkany(L, 5);
   if (sock == NULL || sock->client->s == NULL)
     return push_closed(L);
-  a = ack_for(L, sock);
-  err = emit_to(L, sock, a->id, 5);
-  if (err != 0) {
-    ack_free(a, L);
+  if ((a = emit_with_ack(L, sock, 5)) == NULL)
     return push_closed(L);
-  }
   lua_pushvalue(L, 2);
-  a->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  a->fn_ref =
+      luaL_ref(L, LUA_REGISTRYINDEX); /* OOM here: an ack nobody hears */
   a->err_first = (uint8_t)err_first;
-  arm_timeout(L, a, 3);
+  if (has)
+    ack_arm(a, ms, "operation has timed out");
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -2206,21 +2234,19 @@ static int core_sio_emit_ack(lua_State *L) {
 */
 static int core_sio_emit_wait(lua_State *L) {
   sio_socket_t *sock = check_socket(L, 1);
+  int has;
+  uint64_t ms = check_timeout(L, 2, &has);
   sio_ack_t *a;
   luaL_checkany(L, 3);
   plume__task_check_wait(L);
-  if (sock == NULL || sock->client->s == NULL) {
-    lua_pushliteral(L, "disconnected");
-    return 1;
-  }
-  a = ack_for(L, sock);
-  if (emit_to(L, sock, a->id, 3) != 0) {
-    ack_free(a, L);
+  if (sock == NULL || sock->client->s == NULL ||
+      (a = emit_with_ack(L, sock, 3)) == NULL) {
     lua_pushliteral(L, "disconnected");
     return 1;
   }
   a->co = L;
-  arm_timeout(L, a, 2);
+  if (has)
+    ack_arm(a, ms, "operation has timed out");
   return plume__task_wait(L);
 }
 
@@ -2410,37 +2436,53 @@ static int core_sio_broadcast_ack(lua_State *L) {
   sio_group_t *g;
   gather_t x;
   out_t o;
+  int list_ref, fn_ref = LUA_NOREF, top = lua_gettop(L);
   luaL_checkany(L, 6);
+  if (!lua_isnil(L, 2))
+    luaL_checktype(L, 2, LUA_TTABLE);
+  if (!lua_isnil(L, 3))
+    luaL_checktype(L, 3, LUA_TTABLE);
   if (!wait)
     luaL_checktype(L, 5, LUA_TFUNCTION);
   else
     plume__task_check_wait(L);
+  /* What may raise comes first, then the C state that must not leak. */
+  lua_newtable(L); /* ... responses */
+  plume__json_push_mt(L, 0);
+  lua_setmetatable(L, -2);
+  list_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (!wait) {
+    lua_pushvalue(L, 5);
+    fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   name.p = nsp->name;
   name.n = nsp->len;
   x.id = nsp->next_id;
-  nsp->next_id = nsp->next_id < PLUME__SIO_MAX_ID ? nsp->next_id + 1 : 0;
-  out_encode(L, srv, PLUME__SIO_EVENT, name, x.id, 6, lua_gettop(L) - 5, &o);
-  g = calloc(1, sizeof(*g));
-  if (g == NULL || (g->members = malloc(8 * sizeof(*g->members))) == NULL) {
-    free(g);
-    out_free(&o);
-    return luaL_error(L, "not enough memory");
+  g = NULL;
+  if (out_build(L, srv, PLUME__SIO_EVENT, name, x.id, 6, top - 5, &o) != 0 ||
+      (g = calloc(1, sizeof(*g))) == NULL ||
+      (g->members = malloc(8 * sizeof(*g->members))) == NULL) {
+    if (g != NULL) {
+      free(g);
+      out_free(&o);
+      lua_pushliteral(L, "not enough memory");
+    } else if (lua_gettop(L) == top) { /* out_build went through */
+      out_free(&o);
+      lua_pushliteral(L, "not enough memory");
+    }
+    luaL_unref(L, LUA_REGISTRYINDEX, list_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, fn_ref);
+    return lua_error(L);
   }
+  nsp->next_id = x.id < PLUME__SIO_MAX_ID ? x.id + 1 : 0;
   g->srv = srv;
-  g->fn_ref = g->list_ref = LUA_NOREF;
+  g->list_ref = list_ref;
+  g->fn_ref = fn_ref;
   uv_timer_init(srv->p->loop, &g->timer);
   g->next = srv->groups;
   if (g->next != NULL)
     g->next->prev = g;
   srv->groups = g;
-  lua_newtable(L); /* ... responses */
-  plume__json_push_mt(L, 0);
-  lua_setmetatable(L, -2);
-  g->list_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  if (!wait) {
-    lua_pushvalue(L, 5);
-    g->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  }
   x.g = g;
   x.o = &o;
   x.oom = 0;

@@ -889,6 +889,11 @@ static const char app[] =
     "    io:to(room):timeout(30):emit('q', function(err, r) "
     "      socket:emit('answers', err or json.null, r) end) end) "
     "  socket:on('kick', function() socket:disconnect() end) "
+    "  socket:on('bad-ask', function() "
+    "    local a = pcall(socket.emit, socket, 'q', print, function() end) "
+    "    local b = pcall(io.timeout(io, 9).emit, io:timeout(9), 'q', print, "
+    "      function() end) "
+    "    return a, b end) "
     "  socket:on('disconnecting', function(reason) "
     "    log[#log + 1] = 'disconnecting ' .. tostring(socket.rooms[socket.id]) "
     "end) "
@@ -1092,6 +1097,11 @@ static void test_session_acks(void) {
   b = open_session(4);
   connect_main(a, id);
   connect_main(b, id);
+  /* a value that cannot be sent: an error, and no ack left waiting */
+  recv_text(a, "29[\"bad-ask\"]");
+  EXPECT(a, "T:39[false,false]\n");
+  CHECK(((sio_server_t *)fake_srv->ud)->acks == NULL);
+  CHECK(((sio_server_t *)fake_srv->ud)->groups == NULL);
   /* answered: the waiting task resumes with nil, "a" */
   recv_text(a, "2[\"ask\"]");
   EXPECT(a, "T:20[\"q\"]\n");
