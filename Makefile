@@ -115,12 +115,13 @@ $(B)/plume: runtime/main.c $(B)/libplume.a
 
 # Paths under PREFIX are written relative to ${prefix}, so that pkg-config --define-prefix
 # (or --define-variable=prefix=...) finds a staged install (DESTDIR).
+# make install writes it afresh, so that it names the PREFIX given to make install.
 PC_REL = $(patsubst $(PREFIX)%,$${prefix}%,$(1))
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(call PC_REL,$(LIBDIR))|g' \
+  -e 's|@INCLUDEDIR@|$(call PC_REL,$(INCLUDEDIR))|g' -e 's|@LUA_LMOD@|$(call PC_REL,$(LUA_LMOD))|g' \
+  -e 's|@LUA_CMOD@|$(call PC_REL,$(LUA_CMOD))|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@LUA_PC@|$(LUA_PC)|g'
 $(B)/plume.pc: runtime/plume.pc.in Makefile
-	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(call PC_REL,$(LIBDIR))|g' \
-	  -e 's|@INCLUDEDIR@|$(call PC_REL,$(INCLUDEDIR))|g' -e 's|@LUA_LMOD@|$(call PC_REL,$(LUA_LMOD))|g' \
-	  -e 's|@LUA_CMOD@|$(call PC_REL,$(LUA_CMOD))|g' \
-	  -e 's|@VERSION@|$(VERSION)|g' -e 's|@LUA_PC@|$(LUA_PC)|g' $< > $@
+	$(Q)$(PC_SED) $< > $@
 
 # Unit tests may #include a runtime/*.c to reach its statics; the archive fills in the rest.
 $(B)/tests/%: tests/unit/%.c tests/unit/check.h $(B)/libplume.a
@@ -187,7 +188,7 @@ install: all
 	ln -sf libplume.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libplume.so.$(MAJOR)
 	ln -sf libplume.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libplume.so
 	install -m 644 runtime/plume.h $(DESTDIR)$(INCLUDEDIR)/plume.h
-	install -m 644 $(B)/plume.pc $(DESTDIR)$(PKGCONFIGDIR)/plume.pc
+	$(PC_SED) runtime/plume.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/plume.pc
 	cp -R lua/plume/. $(DESTDIR)$(LUA_LMOD)/plume/
 	install -m 755 $(B)/lua/plume/core.so $(DESTDIR)$(LUA_CMOD)/plume/core.so
 
