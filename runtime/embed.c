@@ -236,7 +236,7 @@ static int core_cservice_call(lua_State *L) {
   const plume_method_t *m;
   plume_call_t *call;
   char *at;
-  int n;
+  int n, capped;
   luaL_argcheck(L, i >= 1 && i <= s->nmethods, 2, "no such method");
   if (s->p == NULL || s->p->closing)
     return luaL_error(L, "the server is shutting down");
@@ -261,7 +261,10 @@ static int core_cservice_call(lua_State *L) {
   if (call->state == CALL_ANSWERED) {
     if (call->p != NULL)
       call_unlink(call->p, call);
+    capped = s->p->lua_capped; /* glue: the memory cap must not leak the call */
+    s->p->lua_capped = 0;
     n = push_answer(L, call);
+    s->p->lua_capped = capped;
     call_free(call);
     return n;
   }
