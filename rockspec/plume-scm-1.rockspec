@@ -11,8 +11,10 @@ rockspec_format = "3.0"
 package = "plume"
 version = "scm-1"
 
+-- `luarocks make` builds the checkout it runs in: there is no public repository yet for
+-- `luarocks build` to fetch, so the URL only satisfies the format.
 source = {
-  url = "git+file:///dev/null/plume.git", -- `luarocks make` builds the checkout it runs in
+  url = "git+file://.",
 }
 
 description = {
