@@ -1,4 +1,4 @@
--- app.lua: the default app's set-up (the repository root is an app folder: `make run`
+-- app.lua: the chat app's set-up (the repository root is an app folder: `make run`
 -- serves it on port 3030), run once at start. As a new Feathers app is generated: the
 -- authentication service (settings in config/default.lua) and the channels of its
 -- channels.ts. Its services are services/*.lua, its page public/.

@@ -1,4 +1,4 @@
--- services/messages.lua: the chat's messages, kept in memory, for logged-in users
+-- services/messages.lua: the default app's messages, kept in memory, for logged-in users
 -- only. A new message gets its author (userId) and time (createdAt, ms since 1970);
 -- every message a client gets carries its author's public fields as `user`, the way a
 -- Feathers resolver adds them.

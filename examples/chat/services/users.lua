@@ -1,4 +1,4 @@
--- services/users.lua: the chat's users, kept in memory. Anybody may sign up (create
+-- services/users.lua: the default app's users, kept in memory. Anybody may sign up (create
 -- with an email and a password); everything else needs a login, and a user may change
 -- or delete only their own record. Passwords are stored as bcrypt hashes and never
 -- reach a client.
