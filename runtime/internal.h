@@ -877,9 +877,9 @@ int plume__lua_load_app(plume_t *p, const char *dir);
 
 /*
 ** Tasks: every inbound call runs in its own coroutine. plume__task_start takes a function
-** and nargs arguments from the top of p->L's stack, runs it in a new coroutine pinned in the
-** registry until it finishes, and returns 0 (finished or waiting) or PLUME_ELUA (it raised;
-** the error and its traceback are logged).
+** and nargs arguments from the top of p->L's stack, runs it in a coroutine pinned in the
+** registry until it finishes, and returns 0 (finished or waiting) or PLUME_ELUA (it raised,
+** or could not start: the error and its traceback are logged).
 */
 int plume__task_start(plume_t *p, int nargs);
 /* Resumes a waiting task co with nres values already pushed on co's stack. */

@@ -330,7 +330,16 @@ int plume__task_start(plume_t *p, int nargs) {
     plume__log(p, PLUME__LOG_ERROR, "lua", "task not started: no stack");
     return PLUME_ELUA;
   }
-  co = task_thread(p);                           /* fn args... co */
+  co = task_thread(p); /* fn args... co */
+  /* A fresh coroutine has room for LUA_MINSTACK values, and lua_xmove does not
+  ** check (liblua is not built with API checks): grow it first. */
+  if (!lua_checkstack(co, nargs + 1)) {
+    lua_pop(L, nargs + 2);
+    p->lua_capped = saved_capped;
+    plume__log(p, PLUME__LOG_ERROR, "lua",
+               "task not started: no stack for %d arguments", nargs);
+    return PLUME_ELUA;
+  }
   lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key); /* fn args... co tasks */
   lua_pushvalue(L, -2);                          /* fn args... co tasks co */
   lua_pushboolean(L, 1);

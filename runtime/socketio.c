@@ -988,10 +988,9 @@ static int push_protected(lua_State *L, push_t *x) {
 
 /*
 ** Starts the function under the nargs values on top of L as a task. A client
-** decides how many arguments an event or an ack has, and a fresh task only has
-** room for a few (lua_xmove into it is unchecked), so more than SPREAD_MAX go
-*as
-** one table that apply unpacks inside the task.
+** decides how many arguments an event or an ack has: more than SPREAD_MAX go as
+** one table that apply unpacks inside the task, where growing the stack for
+** them counts against the memory cap (the bridge's glue is never capped).
 */
 static void start_task(sio_server_t *srv, int nargs) {
   lua_State *L = srv->L;

@@ -135,6 +135,33 @@ static void test_time_budget_kill(void) {
   instance_free(p);
 }
 
+/* A function that sets the globals n and sum to the count and the sum of its
+** arguments. */
+static const char *const sum_args =
+    "return function(...) n = select('#', ...) sum = 0 "
+    "for i = 1, n do sum = sum + select(i, ...) end end";
+
+/* A task gets every argument, however many: a fresh coroutine only has room
+** for about 20, so the bridge must grow its stack before moving them in. */
+static void test_many_arguments(void) {
+  plume_t *p = instance_new(NULL);
+  lua_State *L = plume_lua(p);
+  int round, i;
+  /* a fresh coroutine, then a pooled one */
+  for (round = 0; round < 2; round++) {
+    CHECK_EQ(luaL_dostring(L, sum_args), LUA_OK); /* fn */
+    CHECK(lua_checkstack(L, 200));
+    for (i = 1; i <= 200; i++)
+      lua_pushinteger(L, i); /* fn 1 .. 200 */
+    CHECK_EQ(plume__task_start(p, 200), 0);
+    CHECK_EQ(lua_gettop(L), 0);
+    CHECK_EQ(lua_global_int(p, "n"), 200);
+    CHECK_EQ(lua_global_int(p, "sum"), 200 * 201 / 2);
+  }
+  CHECK_EQ(p->lua_tasks, 0);
+  instance_free(p);
+}
+
 /* A huge allocation or an endless table fails that call with "not enough
 ** memory"; the state stays usable and memory goes back down. */
 static void test_memory_cap(void) {
@@ -195,6 +222,7 @@ int main(void) {
   RUN(test_slow_call_does_not_block);
   RUN(test_time_budget);
   RUN(test_time_budget_kill);
+  RUN(test_many_arguments);
   RUN(test_memory_cap);
   RUN(test_nested_spawn_bounded);
   RUN(test_warn);
