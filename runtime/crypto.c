@@ -400,8 +400,8 @@ static int l_jws_sign(lua_State *L) {
 typedef struct bcrypt_work_s {
   uv_work_t req;
   plume_t *p;
-  lua_State *co; /* the waiting task, pinned by the bridge */
-  int check;     /* 1: compare with hash, 0: make a hash */
+  plume__task_ref_t task; /* the waiting task (it may end meanwhile) */
+  int check;              /* 1: compare with hash, 0: make a hash */
   int cost;
   int result; /* check: 1 match; hash: 0 or an error */
   size_t pw_n, hash_n;
@@ -437,10 +437,11 @@ static int bcrypt_push(lua_State *L, int check, int result, const char *out) {
 static void bcrypt_done(uv_work_t *req, int status) {
   bcrypt_work_t *w = plume__container_of(req, bcrypt_work_t, req);
   size_t size = sizeof(*w) + w->pw_n + w->hash_n + 2;
+  lua_State *co = plume__task_waiter(w->p, w->task);
   w->p->pending_closes--;
-  if (status == 0 && w->p->L != NULL) {
-    int nres = bcrypt_push(w->co, w->check, w->result, w->out);
-    plume__task_resume(w->p, w->co, nres);
+  if (status == 0 && co != NULL) {
+    int nres = bcrypt_push(co, w->check, w->result, w->out);
+    plume__task_resume(w->p, w->task, nres);
   }
   OPENSSL_cleanse(w, size);
   free(w);
@@ -483,7 +484,7 @@ static int bcrypt_call(lua_State *L, int check) {
     return luaL_error(L, "not enough memory");
   memset(w, 0, sizeof(*w));
   w->p = p;
-  w->co = L;
+  w->task = plume__task_current(L);
   w->check = check;
   w->cost = cost;
   w->pw_n = pw_n;

@@ -34,8 +34,8 @@ enum {
 ** to the host, whose answer frees it. The strings live in the same block.
 */
 struct plume_call_s {
-  plume_t *p;    /* NULL once the instance gave up on the call */
-  lua_State *co; /* the waiting task; NULL until the callback returns */
+  plume_t *p;             /* NULL once the instance gave up on the call */
+  plume__task_ref_t task; /* the waiting task, once the callback returned */
   struct plume_call_s *prev, *next; /* p->calls */
   uv_timer_t timer;    /* resumes the task after an answer given later */
   int state;           /* CALL_* */
@@ -114,12 +114,15 @@ static int push_answer(lua_State *L, plume_call_t *call) {
 static void on_answer(uv_timer_t *t) {
   plume_call_t *call = plume__container_of(t, plume_call_t, timer);
   plume_t *p = call->p;
-  lua_State *co = call->co;
-  int n;
+  plume__task_ref_t task = call->task;
+  lua_State *co = plume__task_waiter(p, task);
+  int n = 0;
   call_unlink(p, call);
-  n = push_answer(co, call);
+  if (co != NULL) /* else the task is gone: the answer is dropped */
+    n = push_answer(co, call);
   uv_close((uv_handle_t *)t, on_call_closed);
-  plume__task_resume(p, co, n);
+  if (co != NULL)
+    plume__task_resume(p, task, n);
 }
 
 void plume__embed_cancel_all(plume_t *p) {
@@ -131,7 +134,7 @@ void plume__embed_cancel_all(plume_t *p) {
       uv_close((uv_handle_t *)&call->timer, on_call_closed);
     } else {
       call->p = NULL; /* the host's now: its answer frees it */
-      call->co = NULL;
+      call->task.co = NULL;
     }
   }
 }
@@ -271,7 +274,7 @@ static int core_cservice_call(lua_State *L) {
   call->state = CALL_WAITING;
   if (call->p == NULL) /* the instance closed meanwhile: the host has it */
     return luaL_error(L, "the server is shutting down");
-  call->co = L;
+  call->task = plume__task_current(L);
   return plume__task_wait(L);
 }
 

@@ -647,6 +647,7 @@ struct plume_s {
   char public_dir[1024];      /* static files; empty: none */
   struct plume__mount_s *mounts; /* more static folders, by URL prefix (static.c) */
   int task_waiting;           /* set by a plume wait just before it yields a task */
+  lua_Integer task_last_wait; /* number of the last wait armed (plume__task_current) */
   int lua_tasks;              /* tasks started and not finished (for shutdown) */
   /* The living runtime: limits, waits, reload, shutdown (lua_bridge.c, lua_async.c,
   ** reload.c). */
@@ -882,12 +883,32 @@ int plume__lua_load_app(plume_t *p, const char *dir);
 ** or could not start: the error and its traceback are logged).
 */
 int plume__task_start(plume_t *p, int nargs);
-/* Resumes a waiting task co with nres values already pushed on co's stack. */
-int plume__task_resume(plume_t *p, lua_State *co, int nres);
+/*
+** A wait of a task, as the code that ends the wait keeps it: the coroutine and the wait's
+** number, never reused in the instance. The task may end while the wait is pending (an
+** error, its time budget, shutdown) and its coroutine then serves another task or is
+** collected, so co is only a key: touch it only once plume__task_waiter returned it.
+*/
+typedef struct plume__task_ref_s {
+  lua_State *co;    /* NULL: no task waits */
+  lua_Integer wait; /* the number plume__task_current gave */
+} plume__task_ref_t;
 /* For C functions that wait: raises "cannot wait here" unless L is a task that may
-** yield. Call it before arming the wait; then return plume__task_wait(L). */
+** yield. Call it first; then arm the wait with plume__task_current(L) and return
+** plume__task_wait(L). */
 void plume__task_check_wait(lua_State *L);
+/* Arms a wait of the running task L and returns its reference. Raises nothing; a task's
+** earlier references no longer resume it. */
+plume__task_ref_t plume__task_current(lua_State *L);
 int plume__task_wait(lua_State *L);
+/* The coroutine of t while t is the wait its task is suspended in, else NULL: the task
+** ended or waits on something else, and its waker only cleans up. Push the values the
+** task gets on the coroutine returned, then call plume__task_resume. */
+lua_State *plume__task_waiter(plume_t *p, plume__task_ref_t t);
+/* Resumes the task suspended in t with nres values pushed on its coroutine; the wait is
+** then over. Returns like plume__task_start, or PLUME_ESTATE (nothing done) when
+** plume__task_waiter(p, t) is NULL. */
+int plume__task_resume(plume_t *p, plume__task_ref_t t, int nres);
 /* The instance that owns a Lua state (from the registry). */
 plume_t *plume__lua_instance(lua_State *L);
 

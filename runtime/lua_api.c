@@ -73,41 +73,6 @@ static int core_list_dir(lua_State *L) {
 /* }====== */
 
 /* ------------------------------------------------------------------------- */
-/* {====== Waiting: sleep */
-
-typedef struct sleep_s {
-  uv_timer_t timer;
-  plume_t *p;
-  lua_State *co;
-} sleep_t;
-
-static void on_sleep_closed(uv_handle_t *h) { free(h); }
-
-static void on_sleep(uv_timer_t *t) {
-  sleep_t *s = (sleep_t *)t;
-  uv_close((uv_handle_t *)t, on_sleep_closed);
-  plume__task_resume(s->p, s->co, 0);
-}
-
-/* core.sleep(ms): suspends the calling task for ms milliseconds. */
-static int core_sleep(lua_State *L) {
-  lua_Integer ms = luaL_checkinteger(L, 1);
-  sleep_t *s;
-  luaL_argcheck(L, ms >= 0, 1, "must not be negative");
-  plume__task_check_wait(L);
-  s = malloc(sizeof(*s));
-  if (s == NULL)
-    return luaL_error(L, "not enough memory");
-  s->p = plume__lua_instance(L);
-  s->co = L;
-  uv_timer_init(s->p->loop, &s->timer);
-  uv_timer_start(&s->timer, on_sleep, (uint64_t)ms, 0);
-  return plume__task_wait(L);
-}
-
-/* }====== */
-
-/* ------------------------------------------------------------------------- */
 /* {====== The bare Engine.IO seam */
 
 /* A Lua-side Engine.IO server: the handler table {open, message, close} and hooks. */
@@ -500,7 +465,6 @@ static const luaL_Reg core_functions[] = {{"log", core_log},
                                           {"now", core_now},
                                           {"option", core_option},
                                           {"list_dir", core_list_dir},
-                                          {"sleep", core_sleep},
                                           {"eio_attach", core_eio_attach},
                                           {"static_mount", core_static_mount},
                                           {NULL, NULL}};

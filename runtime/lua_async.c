@@ -29,21 +29,21 @@
 /* {====== Pending waits */
 
 /*
-** One pending wait of a task. The task's coroutine is pinned by the bridge
-** (tasks table) while it waits. cancel closes what the wait holds; the task is
-** then never resumed.
+** One pending wait of a task. The task may end meanwhile (its time budget):
+** only plume__task_waiter gives its coroutine. cancel closes what the wait
+** holds; the task is then never resumed.
 */
 typedef struct plume__wait_s {
   plume_t *p;
-  lua_State *co;
+  plume__task_ref_t task;
   void (*cancel)(struct plume__wait_s *w);
   struct plume__wait_s *prev, *next;
 } plume__wait_t;
 
-static void wait_add(plume_t *p, plume__wait_t *w, lua_State *co,
+static void wait_add(plume_t *p, plume__wait_t *w, plume__task_ref_t task,
                      void (*cancel)(plume__wait_t *)) {
   w->p = p;
-  w->co = co;
+  w->task = task;
   w->cancel = cancel;
   w->prev = NULL;
   w->next = p->waits;
@@ -107,10 +107,10 @@ typedef struct sleep_s {
 static void on_sleep(uv_timer_t *t) {
   sleep_t *s = plume__container_of(t, sleep_t, timer);
   plume_t *p = s->w.p;
-  lua_State *co = s->w.co;
+  plume__task_ref_t task = s->w.task;
   wait_remove(&s->w);
   uv_close((uv_handle_t *)t, on_block_closed);
-  plume__task_resume(p, co, 0);
+  plume__task_resume(p, task, 0);
 }
 
 static void cancel_sleep(plume__wait_t *w) {
@@ -128,7 +128,7 @@ static int async_sleep(lua_State *L) {
   s = malloc(sizeof(*s));
   if (s == NULL)
     return luaL_error(L, "not enough memory");
-  wait_add(p, &s->w, L, cancel_sleep);
+  wait_add(p, &s->w, plume__task_current(L), cancel_sleep);
   uv_timer_init(p->loop, &s->timer);
   s->timer.data = s;
   p->pending_closes++;
@@ -543,6 +543,7 @@ static void fs_free(fs_work_t *f) {
 static void fs_done(uv_work_t *req, int status) {
   fs_work_t *f = req->data;
   plume_t *p;
+  plume__task_ref_t task;
   lua_State *co;
   int n;
   if (f->cancelled) {
@@ -550,13 +551,17 @@ static void fs_done(uv_work_t *req, int status) {
     return;
   }
   p = f->w.p;
-  co = f->w.co;
+  task = f->w.task;
   wait_remove(&f->w);
+  if ((co = plume__task_waiter(p, task)) == NULL) {
+    fs_free(f); /* the task is gone */
+    return;
+  }
   if (status == UV_ECANCELED)
     f->err = UV_ECANCELED;
   n = fs_results(co, f);
   fs_free(f);
-  plume__task_resume(p, co, n);
+  plume__task_resume(p, task, n);
 }
 
 /* The worker may be running: it finishes, then fs_done frees the block. */
@@ -603,7 +608,7 @@ static int fs_start(lua_State *L, int op) {
     fs_free(f);
     return k;
   }
-  wait_add(p, &f->w, L, cancel_fs);
+  wait_add(p, &f->w, plume__task_current(L), cancel_fs);
   if (uv_queue_work(p->loop, &f->req, fs_run, fs_done) != 0) {
     wait_remove(&f->w);
     fs_free(f);
@@ -694,11 +699,16 @@ static void http_release(http_req_t *r) {
 /* Ends the request: resumes the task with status, headers, body or nil, err. */
 static void http_finish(http_req_t *r, const char *err) {
   plume_t *p = r->w.p;
-  lua_State *co = r->w.co;
+  plume__task_ref_t task = r->w.task;
+  lua_State *co;
   int n;
   if (r->finished)
     return;
   wait_remove(&r->w);
+  if ((co = plume__task_waiter(p, task)) == NULL) {
+    http_release(r); /* the task is gone */
+    return;
+  }
   if (err != NULL) {
     luaL_pushfail(co);
     lua_pushfstring(co, "%s:%s: %s", r->host, r->port, err);
@@ -725,7 +735,7 @@ static void http_finish(http_req_t *r, const char *err) {
     n = 3;
   }
   http_release(r);
-  plume__task_resume(p, co, n);
+  plume__task_resume(p, task, n);
 }
 
 static void cancel_http(plume__wait_t *w) {
@@ -989,7 +999,7 @@ static int async_http_request(lua_State *L) {
   r->settings.on_message_complete = on_message_complete;
   llhttp_init(&r->parser, HTTP_RESPONSE, &r->settings);
   r->parser.data = r;
-  wait_add(p, &r->w, L, cancel_http);
+  wait_add(p, &r->w, plume__task_current(L), cancel_http);
   uv_timer_init(p->loop, &r->timer);
   r->timer.data = r;
   r->open_handles = 1;

@@ -33,6 +33,9 @@ static const char tasks_key =
     't'; /* table: coroutine -> true, pins running tasks */
 static const char pool_key =
     'o'; /* table: array of idle coroutines for reuse */
+/* table: light userdata co -> number of its task's armed wait (0: none), while
+** the task lives; keyed by address, so a stale co is looked up, never read */
+static const char waits_key = 'w';
 static const char limit_error_key = 'e'; /* function(message) -> error value */
 static const char reported_key =
     'r'; /* table: an error already logged by Lua */
@@ -216,6 +219,10 @@ static void task_done(plume_t *p, lua_State *co, int reusable) {
   lua_pushnil(L);      /* tasks co nil */
   lua_rawset(L, -3);   /* tasks[co] = nil */
   lua_pop(L, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key); /* waits */
+  lua_pushnil(L);
+  lua_rawsetp(L, -2, co); /* waits[co] = nil: its references are stale */
+  lua_pop(L, 1);
   if (reusable) {
     lua_Integer n;
     lua_settop(co, 0);
@@ -343,7 +350,12 @@ int plume__task_start(plume_t *p, int nargs) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key); /* fn args... co tasks */
   lua_pushvalue(L, -2);                          /* fn args... co tasks co */
   lua_pushboolean(L, 1);
-  lua_rawset(L, -3);           /* tasks[co] = true */
+  lua_rawset(L, -3); /* tasks[co] = true */
+  lua_pop(L, 1);     /* fn args... co */
+  /* The entry exists from now on, so arming a wait never allocates. */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key); /* fn args... co waits */
+  lua_pushinteger(L, 0);
+  lua_rawsetp(L, -2, co);      /* waits[co] = 0 */
   lua_pop(L, 2);               /* fn args... */
   lua_xmove(L, co, nargs + 1); /* co: fn args... */
   p->lua_tasks++;
@@ -351,8 +363,55 @@ int plume__task_start(plume_t *p, int nargs) {
   return run(p, co, nargs);
 }
 
-int plume__task_resume(plume_t *p, lua_State *co, int nres) {
-  return run(p, co, nres);
+/* Grows p->L's stack for glue work; the memory cap never applies to it. */
+static int glue_stack(plume_t *p, int n) {
+  int saved_capped = p->lua_capped, ok;
+  p->lua_capped = 0;
+  ok = lua_checkstack(p->L, n);
+  p->lua_capped = saved_capped;
+  return ok;
+}
+
+plume__task_ref_t plume__task_current(lua_State *L) {
+  plume_t *p = plume__lua_instance(L);
+  plume__task_ref_t t = {L, 0};
+  if (p == NULL || p->L == NULL || !glue_stack(p, 3))
+    return t; /* a wait nothing can resume: the task waits for ever */
+  lua_rawgetp(p->L, LUA_REGISTRYINDEX, &waits_key); /* waits */
+  if (lua_rawgetp(p->L, -1, L) == LUA_TNUMBER) {    /* waits waits[L] */
+    t.wait = ++p->task_last_wait;
+    lua_pushinteger(p->L, t.wait);
+    lua_rawsetp(p->L, -3, L); /* waits[L] = t.wait (the key exists) */
+  }
+  lua_pop(p->L, 2);
+  return t;
+}
+
+lua_State *plume__task_waiter(plume_t *p, plume__task_ref_t t) {
+  lua_State *L = p->L;
+  lua_Integer armed;
+  if (L == NULL || t.co == NULL || t.wait == 0 || !glue_stack(p, 2))
+    return NULL;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key); /* waits */
+  lua_rawgetp(L, -1, t.co);                      /* waits waits[co] */
+  armed = lua_tointeger(L, -1);
+  lua_pop(L, 2);
+  /* A match means the task lives, so co may be read. Between arming and
+  ** yielding the task runs: resuming it then would re-enter it. */
+  if (armed != t.wait || lua_status(t.co) != LUA_YIELD)
+    return NULL;
+  return t.co;
+}
+
+int plume__task_resume(plume_t *p, plume__task_ref_t t, int nres) {
+  lua_State *L = p->L;
+  if (plume__task_waiter(p, t) == NULL)
+    return PLUME_ESTATE;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key); /* waits */
+  lua_pushinteger(L, 0);
+  lua_rawsetp(L, -2, t.co); /* waits[co] = 0: this wait is over */
+  lua_pop(L, 1);
+  return run(p, t.co, nres);
 }
 
 void plume__task_check_wait(lua_State *L) {
@@ -425,6 +484,8 @@ static int open_state(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &tasks_key);
   lua_newtable(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &pool_key);
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &waits_key);
   if (p->opts.lua_path[0] != '\0')
     add_lua_path(L, p->opts.lua_path);
   else if (plume__installed_lua_dir(dir, sizeof(dir)) == 0)
@@ -521,7 +582,8 @@ static void give_back(plume_t *p) {
   lua_State *L = p->L;
   lua_State *main;
   int top = lua_gettop(L);
-  static const char *const keys[] = {&instance_key, &tasks_key, &pool_key,
+  static const char *const keys[] = {&instance_key,    &tasks_key,
+                                     &pool_key,        &waits_key,
                                      &limit_error_key, &finalize_key};
   size_t i;
   lua_pushcfunction(L, run_finalizers);
@@ -561,6 +623,8 @@ static int open_borrowed(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &tasks_key);
   lua_newtable(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &pool_key);
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &waits_key);
   lua_createtable(L, 0, 1); /* finalize */
   lua_createtable(L, 0, 1); /* finalize mt */
   lua_pushliteral(L, "k");

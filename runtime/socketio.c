@@ -143,13 +143,13 @@ struct sio_ack_s {
   sio_ack_t *next;          /* sock->acks */
   sio_ack_t *sprev, *snext; /* srv->acks: every entry, for the final close */
   int64_t id;
-  int fn_ref;         /* the callback, LUA_NOREF when co waits */
-  lua_State *co;      /* the task waiting in emitWithAck, or NULL */
-  uint8_t err_first;  /* the callback takes (err, ...) */
-  uint8_t has_timer;  /* timer initialised: freed through uv_close */
-  const char *error;  /* the failure the timer reports */
-  sio_group_t *group; /* a broadcast's member: its answer goes there */
-  uint32_t gidx;      /* index in group->members */
+  int fn_ref;             /* the callback, LUA_NOREF when a task waits */
+  plume__task_ref_t task; /* the task waiting in emitWithAck, co NULL if none */
+  uint8_t err_first;      /* the callback takes (err, ...) */
+  uint8_t has_timer;      /* timer initialised: freed through uv_close */
+  const char *error;      /* the failure the timer reports */
+  sio_group_t *group;     /* a broadcast's member: its answer goes there */
+  uint32_t gidx;          /* index in group->members */
 };
 
 /*
@@ -161,10 +161,10 @@ struct sio_group_s {
   uv_timer_t timer; /* the timeout, or 0 ms: answer on a clean stack */
   sio_server_t *srv;
   sio_group_t *prev, *next; /* srv->groups */
-  int fn_ref;               /* fn(err, responses), LUA_NOREF when co waits */
-  lua_State *co;            /* the task waiting in emitWithAck, or NULL */
-  int list_ref;             /* the responses, a Lua array */
-  sio_ack_t **members;      /* NULL once answered or gone */
+  int fn_ref;             /* fn(err, responses), LUA_NOREF when a task waits */
+  plume__task_ref_t task; /* the task waiting in emitWithAck, co NULL if none */
+  int list_ref;           /* the responses, a Lua array */
+  sio_ack_t **members;    /* NULL once answered or gone */
   uint32_t n, pending, nresp;
   uint8_t done;      /* answered (or the answer is due) */
   const char *error; /* what the timer reports */
@@ -620,16 +620,19 @@ static sio_ack_t *ack_new(sio_server_t *srv, sio_socket_t *sock, int64_t id) {
 ** waiting task resumes with err, the callback is called with err. */
 static void ack_report(sio_ack_t *a, const char *err) {
   sio_server_t *srv = a->srv;
-  lua_State *L = srv->L, *co = a->co;
+  lua_State *L = srv->L, *co;
+  plume__task_ref_t task = a->task;
   int fn = a->fn_ref;
   a->fn_ref = LUA_NOREF; /* the task takes the function */
-  a->co = NULL;
+  a->task.co = NULL;
   ack_free(a, NULL);
   if (L == NULL)
     return;
-  if (co != NULL) {
-    lua_pushstring(co, err);
-    plume__task_resume(srv->p, co, 1);
+  if (task.co != NULL) {
+    if ((co = plume__task_waiter(srv->p, task)) != NULL) {
+      lua_pushstring(co, err);
+      plume__task_resume(srv->p, task, 1);
+    }
   } else if (fn != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, fn); /* fn */
     luaL_unref(L, LUA_REGISTRYINDEX, fn);
@@ -676,12 +679,13 @@ static void group_free(sio_group_t *g, lua_State *L) {
 ** waiting task. Called from the loop (a timer, an ACK), never from Lua. */
 static void group_report(sio_group_t *g, const char *err) {
   sio_server_t *srv = g->srv;
-  lua_State *L = srv->L, *co = g->co;
+  lua_State *L = srv->L, *co;
+  plume__task_ref_t task = g->task;
   int fn = g->fn_ref, list = g->list_ref;
   if (g->done)
     return;
   g->fn_ref = g->list_ref = LUA_NOREF; /* handed over below */
-  g->co = NULL;
+  g->task.co = NULL;
   group_free(g, L);
   if (L == NULL)
     return;
@@ -696,9 +700,10 @@ static void group_report(sio_group_t *g, const char *err) {
   if (fn != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, fn);
     plume__task_start(srv->p, 2);
-  } else if (co != NULL && lua_checkstack(co, 2)) {
+  } else if ((co = plume__task_waiter(srv->p, task)) != NULL &&
+             lua_checkstack(co, 2)) {
     lua_xmove(L, co, 2);
-    plume__task_resume(srv->p, co, 2);
+    plume__task_resume(srv->p, task, 2);
   } else {
     lua_pop(L, 2);
   }
@@ -723,7 +728,7 @@ static void acks_fail(sio_socket_t *sock, lua_State *L) {
         g->error = NULL;
         uv_timer_start(&g->timer, on_group_timer, 0, 0);
       }
-    } else if (L != NULL && (a->co != NULL || a->err_first)) {
+    } else if (L != NULL && (a->task.co != NULL || a->err_first)) {
       ack_arm(a, 0, "disconnected");
     } else {
       ack_free(a, L);
@@ -1155,6 +1160,7 @@ static void handle_ack(sio_client_t *cl, sio_socket_t *sock,
   sio_ack_t *a;
   push_t x;
   int top = lua_gettop(L), n, fn, err_first;
+  plume__task_ref_t task;
   lua_State *co;
   for (a = sock->acks; a != NULL && a->id != pkt->id; a = a->next)
     ;
@@ -1164,17 +1170,17 @@ static void handle_ack(sio_client_t *cl, sio_socket_t *sock,
     group_answer(cl, a, pkt, att);
     return;
   }
-  co = a->co;
+  task = a->task;
   fn = a->fn_ref;
   err_first = a->err_first;
   a->fn_ref = LUA_NOREF;
-  a->co = NULL;
+  a->task.co = NULL;
   ack_free(a, L);
   if (fn != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, fn); /* fn */
     luaL_unref(L, LUA_REGISTRYINDEX, fn);
   }
-  if (err_first || co != NULL)
+  if (err_first || task.co != NULL)
     lua_pushnil(L); /* [fn] nil */
   memset(&x, 0, sizeof(x));
   x.pkt = pkt;
@@ -1184,23 +1190,28 @@ static void handle_ack(sio_client_t *cl, sio_socket_t *sock,
   n = push_protected(L, &x); /* [fn] [nil] args... */
   if (n < 0) {
     lua_settop(L, top);
-    if (co != NULL) { /* the task must not wait for ever */
+    /* the task must not wait for ever */
+    if ((co = plume__task_waiter(srv->p, task)) != NULL) {
       lua_pushstring(co, "invalid acknowledgement");
-      plume__task_resume(srv->p, co, 1);
+      plume__task_resume(srv->p, task, 1);
     }
     client_violation(cl, x.err != NULL ? x.err : "invalid ack");
     return;
   }
   n = lua_gettop(L) - top;
-  if (co != NULL) {
+  if (task.co != NULL) {
+    if ((co = plume__task_waiter(srv->p, task)) == NULL) {
+      lua_settop(L, top); /* the task is gone */
+      return;
+    }
     if (!lua_checkstack(co, n)) {
       lua_settop(L, top);
       lua_pushliteral(co, "too many values");
-      plume__task_resume(srv->p, co, 1);
+      plume__task_resume(srv->p, task, 1);
       return;
     }
     lua_xmove(L, co, n);
-    plume__task_resume(srv->p, co, n);
+    plume__task_resume(srv->p, task, n);
   } else if (fn != LUA_NOREF) {
     start_task(srv, n - 1);
   } else {
@@ -2243,7 +2254,7 @@ static int core_sio_emit_wait(lua_State *L) {
     lua_pushliteral(L, "disconnected");
     return 1;
   }
-  a->co = L;
+  a->task = plume__task_current(L);
   if (has)
     ack_arm(a, ms, "operation has timed out");
   return plume__task_wait(L);
@@ -2496,7 +2507,7 @@ static int core_sio_broadcast_ack(lua_State *L) {
                  g->pending == 0 || ms <= 0 ? 0 : (uint64_t)ms, 0);
   if (!wait)
     return 0;
-  g->co = L;
+  g->task = plume__task_current(L);
   return plume__task_wait(L);
 }
 

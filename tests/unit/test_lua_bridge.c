@@ -162,6 +162,119 @@ static void test_many_arguments(void) {
   instance_free(p);
 }
 
+/* Lua for a task the time budget stops right after it armed a wait: a
+** coroutine of its own swallows the budget error until the hook yields it for
+** good, and the task then starts the wait that the bridge ends it in. */
+#define KILLED_AFTER(wait)                                                     \
+  "local plume = require 'plume' victim = coroutine.running() "                \
+  "local spin = coroutine.wrap(function() while true do "                      \
+  "pcall(function() while true do end end) end end) "                          \
+  "spin() " wait " stale = 1"
+
+/* A wait armed by a task the time budget stopped never resumes anything: not
+** the next task its pooled coroutine serves, not the idle coroutine. */
+static void test_killed_task_wait_is_stale(void) {
+  plume_options_t o;
+  plume_t *p;
+  uint64_t t0;
+  plume_options_init(&o);
+  plume_options_set(&o, "lua_call_timeout", "40");
+  p = instance_new(&o);
+  CHECK_EQ(run_lua(p, KILLED_AFTER("plume.sleep(30)")), PLUME_ELUA);
+  CHECK_EQ(p->lua_tasks, 0);
+  uv_update_time(plume_loop(p)); /* the kill took two budgets */
+  t0 = uv_hrtime();
+  CHECK_EQ(run_lua(p, "local plume = require 'plume' "
+                      "reused = coroutine.running() == victim and 1 or 0 "
+                      "plume.sleep(200) woke = 1"),
+           0);
+  CHECK_EQ(lua_global_int(p, "reused"), 1); /* the pool gave it the coroutine */
+  CHECK_EQ(p->lua_tasks, 1);
+  spin(p, 100); /* the stale sleep fires meanwhile */
+  CHECK_EQ(lua_global_int(p, "woke"), 0);
+  CHECK_EQ(p->lua_tasks, 1);
+  CHECK(spin_until(p, "woke", 2000));
+  CHECK(uv_hrtime() - t0 >= 150 * 1000000u);
+  CHECK_EQ(lua_global_int(p, "stale"), 0);
+  CHECK_EQ(p->lua_tasks, 0);
+  /* Idle in the pool: the stale wait finds nothing to resume either. */
+  CHECK_EQ(run_lua(p, KILLED_AFTER("plume.sleep(10)")), PLUME_ELUA);
+  spin(p, 50);
+  CHECK_EQ(p->lua_tasks, 0);
+  CHECK_EQ(lua_global_int(p, "stale"), 0);
+  CHECK_EQ(run_lua(p, "after = 1"), 0);
+  CHECK_EQ(lua_global_int(p, "after"), 1);
+  instance_free(p);
+}
+
+/* The same with a wait that pushes values onto the coroutine it resumes (bcrypt
+** on the thread pool): nothing is pushed onto the task that reuses it. */
+static void test_killed_task_pushing_wait_is_stale(void) {
+  plume_options_t o;
+  plume_t *p;
+  uint64_t end;
+  int base;
+  plume_options_init(&o);
+  plume_options_set(&o, "lua_call_timeout", "40");
+  p = instance_new(&o);
+  base = p->pending_closes;
+  CHECK_EQ(run_lua(p, KILLED_AFTER("require('plume.core').crypto."
+                                   "bcrypt_hash('pw', 8)")),
+           PLUME_ELUA);
+  CHECK_EQ(run_lua(p, "local plume = require 'plume' "
+                      "reused = coroutine.running() == victim and 1 or 0 "
+                      "got = select('#', plume.sleep(600)) woke = 1"),
+           0);
+  CHECK_EQ(lua_global_int(p, "reused"), 1);
+  CHECK_EQ(p->pending_closes, base + 2); /* the hash and the sleep */
+  end = uv_hrtime() + 2000 * 1000000u;
+  while (p->pending_closes > base + 1 && uv_hrtime() < end)
+    spin(p, 5);
+  CHECK_EQ(p->pending_closes, base + 1); /* the hash is done */
+  CHECK_EQ(lua_global_int(p, "woke"), 0);
+  CHECK(spin_until(p, "woke", 2000));
+  CHECK_EQ(lua_global_int(p, "got"), 0); /* its own sleep's (no) values */
+  CHECK_EQ(lua_global_int(p, "stale"), 0);
+  CHECK_EQ(p->lua_tasks, 0);
+  instance_free(p);
+}
+
+static int shutdown_closed;
+static void on_shutdown_closed(plume_t *p) {
+  shutdown_closed = 1;
+}
+
+/* Shutdown: a stale wait firing while calls drain resumes none of them; the
+** drain runs to its deadline and the call still waiting is abandoned. */
+static void test_shutdown_with_stale_wait(void) {
+  plume_options_t o;
+  plume_t *p;
+  uint64_t t0;
+  plume_options_init(&o);
+  plume_options_set(&o, "lua_call_timeout", "40");
+  plume_options_set(&o, "shutdown_timeout", "200");
+  p = instance_new(&o);
+  CHECK_EQ(run_lua(p, KILLED_AFTER("plume.sleep(30)")), PLUME_ELUA);
+  CHECK_EQ(run_lua(p, "local plume = require 'plume' "
+                      "reused = coroutine.running() == victim and 1 or 0 "
+                      "plume.sleep(5000) woke = 1"),
+           0);
+  CHECK_EQ(lua_global_int(p, "reused"), 1);
+  uv_update_time(plume_loop(p));
+  t0 = uv_hrtime();
+  shutdown_closed = 0;
+  plume_close(p, on_shutdown_closed);
+  plume_run(p);
+  CHECK_EQ(shutdown_closed, 1);
+  CHECK(uv_hrtime() - t0 >= 150 * 1000000u); /* it drained to the deadline */
+  CHECK_EQ(lua_global_int(p, "woke"), 0);
+  CHECK_EQ(lua_global_int(p, "stale"), 0);
+  CHECK_EQ(p->lua_tasks, 1); /* the abandoned call */
+  CHECK_EQ(p->pending_closes, 0);
+  CHECK(p->waits == NULL);
+  plume_destroy(p);
+}
+
 /* A huge allocation or an endless table fails that call with "not enough
 ** memory"; the state stays usable and memory goes back down. */
 static void test_memory_cap(void) {
@@ -223,6 +336,9 @@ int main(void) {
   RUN(test_time_budget);
   RUN(test_time_budget_kill);
   RUN(test_many_arguments);
+  RUN(test_killed_task_wait_is_stale);
+  RUN(test_killed_task_pushing_wait_is_stale);
+  RUN(test_shutdown_with_stale_wait);
   RUN(test_memory_cap);
   RUN(test_nested_spawn_bounded);
   RUN(test_warn);
