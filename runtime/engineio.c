@@ -74,7 +74,7 @@ struct plume__eio_session_s {
   uint64_t ping_at;    /* v4: the next ping; 0 while a pong is due */
   uint64_t timeout_at; /* v4: pong deadline; v3: ping deadline */
   uint64_t upgrade_at; /* the candidate must finish by then */
-  uint64_t close_at;   /* deferred server close: stop waiting for a GET */
+  uint64_t close_at;   /* S_CLOSING: stop waiting for a GET (closeTimeout) */
   uint32_t hash;       /* of sid */
   uint8_t sid_len, proto, transport, state, flags;
   char reason[32];
@@ -641,15 +641,18 @@ static void poll_respond(plume__eio_session_t *s, plume__conn_t *c,
 /*
 ** Ends the session: forgets the sid at once (later requests get 400 code 1),
 ** lets go of every connection and owes on_close. A parked GET gets the close
-** packet, or the noop when the client closed (reason "transport close", §2.6);
-** flush sends queued packets first.
+** packet, or the noop when the client closed (reason "transport close", §2.6).
+** flush sends queued packets first: on a WebSocket as frames before the close
+** frame; to a parked GET in the payload that ends in "1", which only the server
+** shutdown still does (plume__eio_close defers the close instead, see there).
 */
 static void close_session(plume__eio_session_t *s, const char *reason,
                           int flush) {
   plume__conn_t *c;
   if (s->state == S_CLOSED)
     return;
-  set_reason(s, reason);
+  if (s->state == S_OPEN) /* a deferred close keeps the reason it was given */
+    set_reason(s, reason);
   plume__log(s->p, PLUME__LOG_DEBUG, "engineio", "session %s closed: %s",
              s->sid, s->reason);
   s->state = S_CLOSED;
@@ -680,6 +683,35 @@ static void close_session(plume__eio_session_t *s, const char *reason,
   queue_clear(s);
 }
 
+/*
+** A GET during the deferred server close (plume__eio_close on polling). As the
+** reference (its socket waits for "drain", then the polling transport appends
+** the close to the next payload): the queued packets go out alone, and the
+** close comes on the GET after them as "6\x1e1" (noop, close), which ends the
+** session. Sending both in one payload would make socket.io-client handle the
+** close before a DISCONNECT in it ("transport close", then a reconnection,
+** instead of "io server disconnect"). protocol.md §2.6 says a parked GET gets
+** the queued packets followed by "1"; the reference does not, so neither do
+** we. closeTimeout starts again once the packets are out.
+*/
+static void closing_respond(plume__eio_session_t *s, plume__conn_t *c) {
+  const char *ct = NULL;
+  plume__shared_t *body;
+  if (s->nq > 0) {
+    s->close_at = now_ms(s) + (uint64_t)s->srv->cfg.close_timeout;
+    arm_timer(s);
+    poll_respond(s, c, ""); /* may parse a pipelined GET: the close */
+    return;
+  }
+  if (c == s->get) {
+    s->get = NULL;
+    c->owner = NULL;
+  }
+  body = take_payload(s, "61", &ct);
+  close_session(s, NULL, 0);
+  answer_get(s->srv, c, body, ct);
+}
+
 static void on_timer(uv_timer_t *t) {
   plume__eio_session_t *s = plume__container_of(t, plume__eio_session_t, timer);
   uint64_t now = now_ms(s);
@@ -700,8 +732,14 @@ static void on_timer(uv_timer_t *t) {
           poll_respond(s, s->get, "");
       }
     }
-  } else if (s->state == S_CLOSING && now >= s->close_at) {
-    close_session(s, NULL, 0);
+  } else if (s->state == S_CLOSING) {
+    if (s->flags & SF_FLUSH) { /* what was queued before the close */
+      s->flags &= ~SF_FLUSH;
+      if (s->get != NULL)
+        closing_respond(s, s->get);
+    }
+    if (s->state == S_CLOSING && now >= s->close_at)
+      close_session(s, NULL, 0);
   }
   if (s->flags & SF_NOTIFY)
     notify_close(s);
@@ -907,14 +945,13 @@ void plume__eio_conn_closed(plume__conn_t *c) {
 /* {====== Polling requests (§2.6) */
 
 static void poll_get(plume__eio_session_t *s, plume__conn_t *c) {
-  const char *ct = NULL;
-  plume__shared_t *body;
   if (s->state == S_CLOSING) {
-    /* The deferred server close: whatever is queued, then close (noop first
-    ** when empty). */
-    body = take_payload(s, s->nq > 0 ? "1" : "61", &ct);
-    close_session(s, NULL, 0);
-    answer_get(s->srv, c, body, ct);
+    if (s->get != NULL) { /* overlapping GET: the parked one gets "1" */
+      close_session(s, NULL, 0);
+      respond_status(s->srv, c, 400);
+    } else {
+      closing_respond(s, c);
+    }
     return;
   }
   if (s->state != S_OPEN) {
@@ -1000,6 +1037,16 @@ static void poll_post(plume__eio_session_t *s, plume__conn_t *c,
       respond_status(srv, c, 400);
       return;
     }
+  } else if (s->state == S_CLOSING) {
+    /* The deferred server close: only a close packet from the client counts,
+    ** and it ends the session now (on_close is already owed, with its
+    ** reason). */
+    plume__eio_reader_init(&rd, s->proto, binary, r->body.p, r->body.n);
+    while (plume__eio_reader_next(&rd, &pkt) == 1)
+      if (pkt.type == PLUME__EIO_CLOSE) {
+        close_session(s, NULL, 0);
+        break;
+      }
   }
   init_headers(srv, c, &h, 1);
   plume__http_respond(c, 200, "text/html", h.b, "ok", 2);
@@ -1482,20 +1529,29 @@ int plume__eio_send_shared(plume__eio_session_t *s, int binary,
   return push(s, binary, plume__shared_ref(sh));
 }
 
+/*
+** The server closes the session once what is queued reached the client
+** (§2.6, §4.3). WebSocket: the queued frames, then the close frame. Polling
+** with a parked GET and nothing queued: that GET gets "1". Otherwise polling
+** closes in steps (closing_respond): the queued packets go to the parked GET
+** (from the timer) or to the next GET alone, the GET after them gets "6\x1e1";
+** closeTimeout ends the session when no GET comes. on_close is due at once.
+*/
 void plume__eio_close(plume__eio_session_t *s, const char *reason) {
   if (s == NULL || s->state != S_OPEN)
     return;
   set_reason(s, reason != NULL ? reason : "forced close");
-  if (s->transport == PLUME__EIO_WEBSOCKET || s->get != NULL) {
+  if (s->transport == PLUME__EIO_WEBSOCKET || (s->get != NULL && s->nq == 0)) {
     close_session(s, NULL, 1);
     return;
   }
-  /* Polling without a parked GET: the next GET carries the close (§2.6). */
   s->state = S_CLOSING;
   s->ping_at = s->timeout_at = 0;
   s->close_at = now_ms(s) + (uint64_t)s->srv->cfg.close_timeout;
   drop_probe(s);
   owe_notify(s);
+  if (s->get != NULL)
+    s->flags |= SF_FLUSH;
   arm_timer(s);
 }
 

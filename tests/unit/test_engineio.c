@@ -1521,27 +1521,50 @@ static void test_polling_heartbeat(void) {
   teardown();
 }
 
+/*
+** The server closes a polling session as the reference does (§2.6, §4.3): the
+** queued packets go out alone, the close ("6\x1e1") on the GET after them, so
+** that socket.io-client handles a DISCONNECT before the close.
+*/
 static void test_server_close_polling(void) {
   char sid[64];
   lb_conn_t *g, *l;
   setup();
-  /* A parked GET gets the queued packets, then the close. */
+  /* A parked GET gets the queued packets (from the timer, in one payload),
+  ** without the close; the next GET gets noop + close. */
   handshake_polling("EIO=4", sid);
   g = get(url(POLL, sid));
   up.echo = 0;
+  plume__eio_send(up.last, 0, B("41"));
   plume__eio_send(up.last, 0, B("bye"));
   plume__eio_close(up.last, "forced close");
-  CHECK_STR(g->body.p, "4bye\x1e"
-                       "1");
+  CHECK_EQ(plume__eio_send(up.last, 0, B("x")), PLUME_ECLOSED);
+  CHECK_EQ(g->answers, 0);
   run_ms(0);
+  CHECK_EQ(g->answers, 1);
+  CHECK_STR(g->body.p, "441\x1e"
+                       "4bye");
+  CHECK_EQ(up.closes, 1); /* on_close is due at once */
   CHECK_STR(up.reason, "forced close");
+  l = get(url(POLL, sid));
+  CHECK_STR(l->body.p, "6\x1e"
+                       "1");
+  l = get(url(POLL, sid));
+  CHECK_EQ(l->status, 400);
+  /* A parked GET and nothing queued: that GET gets the close at once. */
+  handshake_polling("EIO=4", sid);
+  g = get(url(POLL, sid));
+  plume__eio_close(up.last, "forced close");
+  CHECK_STR(g->body.p, "1");
+  l = get(url(POLL, sid));
+  CHECK_EQ(l->status, 400);
   /* No GET parked: the next one gets noop + close, then the sid is gone. */
   handshake_polling("EIO=4", sid);
   plume__eio_close(up.last, "forced close");
   CHECK_EQ(plume__eio_send(up.last, 0, B("x")), PLUME_ECLOSED);
   run_ms(0);
   CHECK_EQ(up.closes,
-           2); /* on_close comes at once, the sid lingers for a GET */
+           3); /* on_close comes at once, the sid lingers for a GET */
   l = post(url(POLL, sid), B("4ignored"));
   CHECK_STR(l->body.p, "ok");
   l = get(url(POLL, sid));
@@ -1549,26 +1572,87 @@ static void test_server_close_polling(void) {
                        "1");
   l = get(url(POLL, sid));
   CHECK_EQ(l->status, 400);
-  /* Queued packets first when there are some. */
+  /* Queued packets and no GET parked: the next GET gets them alone, the one
+  ** after it the close. */
   handshake_polling("EIO=4", sid);
   plume__eio_send(up.last, 0, B("q"));
   plume__eio_close(up.last, NULL);
   l = get(url(POLL, sid));
-  CHECK_STR(l->body.p, "4q\x1e"
+  CHECK_STR(l->body.p, "4q");
+  l = get(url(POLL, sid));
+  CHECK_STR(l->body.p, "6\x1e"
                        "1");
-  /* Nobody polls: closeTimeout ends it. */
+  l = get(url(POLL, sid));
+  CHECK_EQ(l->status, 400);
+  /* The client's own close packet ends a closing session at once. */
+  handshake_polling("EIO=4", sid);
+  plume__eio_send(up.last, 0, B("q"));
+  plume__eio_close(up.last, "forced close");
+  l = get(url(POLL, sid));
+  CHECK_STR(l->body.p, "4q");
+  l = post(url(POLL, sid), B("4late\x1e"
+                             "1"));
+  CHECK_STR(l->body.p, "ok");
+  l = get(url(POLL, sid));
+  CHECK_EQ(l->status, 400);
+  /* A second GET while the first waits for the queued packets: 400, the first
+  ** gets the close; an aborted one ends the session. Either way the reason
+  ** stays the server's. */
+  handshake_polling("EIO=4", sid);
+  g = get(url(POLL, sid));
+  plume__eio_send(up.last, 0, B("q"));
+  plume__eio_close(up.last, "forced close");
+  l = get(url(POLL, sid));
+  CHECK_EQ(l->status, 400);
+  CHECK_STR(g->body.p, "1");
+  run_ms(0);
+  CHECK_STR(up.reason, "forced close");
+  handshake_polling("EIO=4", sid);
+  g = get(url(POLL, sid));
+  plume__eio_send(up.last, 0, B("q"));
+  plume__eio_close(up.last, "forced close");
+  lb_drop(g);
+  CHECK_EQ(g->answers, 0);
+  l = get(url(POLL, sid));
+  CHECK_EQ(l->status, 400);
+  run_ms(0);
+  CHECK_STR(up.reason, "forced close");
+  /* Nobody polls: closeTimeout ends it, with or without packets queued. */
   srv->cfg.close_timeout = 30;
   handshake_polling("EIO=4", sid);
   plume__eio_close(up.last, "forced close");
   run_ms(60);
   l = get(url(POLL, sid));
   CHECK_EQ(l->status, 400);
-  /* Closing from inside the handlers. */
+  handshake_polling("EIO=4", sid);
+  plume__eio_send(up.last, 0, B("q"));
+  plume__eio_close(up.last, "forced close");
+  run_ms(60);
+  l = get(url(POLL, sid));
+  CHECK_EQ(l->status, 400);
+  /* The GET that took the packets was the last: closeTimeout (counted from
+  ** then) ends the session. */
+  handshake_polling("EIO=4", sid);
+  g = get(url(POLL, sid));
+  plume__eio_send(up.last, 0, B("q"));
+  plume__eio_close(up.last, "forced close");
+  run_ms(0);
+  CHECK_STR(g->body.p, "4q");
+  run_ms(60);
+  l = get(url(POLL, sid));
+  CHECK_EQ(l->status, 400);
+  srv->cfg.close_timeout = 30000;
+  /* Closing from inside on_open: the handshake gets the open packet alone. */
   up.close_in_open = 1;
   l = get(EIOP "?EIO=4&transport=polling");
-  CHECK(strncmp(l->body.p, "0{", 2) == 0 && strstr(l->body.p, "}\x1e"
-                                                              "1"));
+  CHECK(strncmp(l->body.p, "0{", 2) == 0 && l->body.p[l->body.len - 1] == '}');
   up.close_in_open = 0;
+  sid_of(l->body.p, sid);
+  l = get(url(POLL, sid));
+  CHECK_STR(l->body.p, "6\x1e"
+                       "1");
+  /* From on_message: the rest of the payload is ignored, the echo goes out,
+  ** then the close. */
   up.close_in_message = 1;
   up.echo = 1;
   handshake_polling("EIO=4", sid);
@@ -1576,8 +1660,12 @@ static void test_server_close_polling(void) {
   l = post(url(POLL, sid), B("4a\x1e"
                              "4b"));
   CHECK_STR(l->body.p, "ok");
-  CHECK_STR(g->body.p, "4a\x1e"
+  run_ms(0);
+  CHECK_STR(g->body.p, "4a");
+  l = get(url(POLL, sid));
+  CHECK_STR(l->body.p, "6\x1e"
                        "1");
+  CHECK_EQ(up.opens, up.closes);
   teardown();
 }
 
