@@ -26,7 +26,6 @@
 #define MAX_OUT_ATT 64     /* attachments per outgoing packet, hard ceiling */
 #define KEEP_BYTES 65536   /* the shared encoder shrinks back above this */
 #define MAX_FILE (8 << 20) /* largest client bundle file served */
-#define CLOSE_GRACE 1000   /* ms a polling client has to close by itself */
 #define SPREAD_MAX 16      /* more task arguments travel as one table */
 
 enum { SOCK_PENDING, SOCK_CONNECTED };
@@ -121,12 +120,9 @@ struct sio_client_s {
   uint8_t nsocks, socks_cap;
   uint8_t proto;               /* Engine.IO 3 or 4 */
   uint8_t waiting;             /* on srv's connect-timeout list */
-  uint8_t closing;             /* on srv's close list */
   sio_client_t *wprev, *wnext; /* srv->whead: no namespace joined yet */
   uint64_t deadline;           /* connect timeout, loop time */
-  sio_client_t *cprev, *cnext; /* srv->chead: closes at close_at */
-  uint64_t close_at;
-  double issued; /* wall clock at open, ms (handshake.issued) */
+  double issued;               /* wall clock at open, ms (handshake.issued) */
   box_t *box;
   int box_ref; /* pins box while the client lives */
 };
@@ -186,7 +182,6 @@ struct sio_server_s {
   plume__eio_server_t *eio;    /* NULL once closed */
   uv_timer_t timer;            /* connect deadlines and the deferred close */
   sio_client_t *whead, *wtail; /* clients with no namespace yet, by deadline */
-  sio_client_t *chead, *ctail; /* clients to close after a grace, by time */
   sio_nsp_t *nsps;
   sio_ack_t *acks;       /* every ack entry alive */
   sio_group_t *groups;   /* every broadcast awaiting acks */
@@ -774,23 +769,6 @@ static void unwait(sio_client_t *cl) {
   cl->waiting = 0;
 }
 
-/* Leaves the close list. */
-static void unclose(sio_client_t *cl) {
-  sio_server_t *srv = cl->srv;
-  if (!cl->closing)
-    return;
-  if (cl->cprev != NULL)
-    cl->cprev->cnext = cl->cnext;
-  else
-    srv->chead = cl->cnext;
-  if (cl->cnext != NULL)
-    cl->cnext->cprev = cl->cprev;
-  else
-    srv->ctail = cl->cprev;
-  cl->cprev = cl->cnext = NULL;
-  cl->closing = 0;
-}
-
 /*
 ** Frees a socket: it leaves its rooms and namespace, its acks fail, its box
 ** goes dead and is unpinned. L (may be NULL once Lua is closing) is any thread
@@ -1041,8 +1019,6 @@ static void handle_connect(sio_client_t *cl, const plume__sio_packet_t *pkt) {
     send_buf(cl);
     return;
   }
-  if (cl->closing)
-    return; /* disconnect(true) ended this client: it only has to go */
   if (find_socket(cl, name, n) != NULL) {
     client_violation(cl, "second CONNECT to a namespace");
     return;
@@ -1292,42 +1268,12 @@ static void arm_server_timer(sio_server_t *srv) {
   uint64_t now = uv_now(srv->p->loop), at = 0;
   if (srv->whead != NULL)
     at = srv->whead->deadline;
-  if (srv->chead != NULL && (at == 0 || srv->chead->close_at < at))
-    at = srv->chead->close_at;
   if (srv->close_requested)
     uv_timer_start(&srv->timer, on_server_timer, 0, 0);
   else if (at != 0)
     uv_timer_start(&srv->timer, on_server_timer, at > now ? at - now : 0, 0);
   else
     uv_timer_stop(&srv->timer);
-}
-
-/*
-** Closes the session once what is queued reached the client (socket:
-** disconnect(true), §4.3). On a WebSocket the close frame follows the packets.
-** A polling client gets them in one response; it closes by itself when its last
-** namespace is gone (socket.io-client, python-socketio), else the server does
-** after CLOSE_GRACE, so that the close packet never shares a response with the
-** DISCONNECT packets (clients would see "transport close" first).
-*/
-static void close_after_flush(sio_client_t *cl) {
-  sio_server_t *srv = cl->srv;
-  if (cl->s == NULL || cl->closing)
-    return;
-  if (plume__eio_transport(cl->s) == PLUME__EIO_WEBSOCKET) {
-    plume__eio_close(cl->s, "forced close");
-    return;
-  }
-  unwait(cl);
-  cl->closing = 1;
-  cl->close_at = uv_now(srv->p->loop) + CLOSE_GRACE;
-  cl->cprev = srv->ctail;
-  if (srv->ctail != NULL)
-    srv->ctail->cnext = cl;
-  else
-    srv->chead = cl;
-  srv->ctail = cl;
-  arm_server_timer(srv);
 }
 
 static void on_open(plume__eio_session_t *s) {
@@ -1400,7 +1346,6 @@ static void on_close(plume__eio_session_t *s, const char *reason) {
   plume__eio_set_ud(s, NULL);
   cl->s = NULL;
   unwait(cl);
-  unclose(cl);
   while (cl->nsocks > 0) {
     sio_socket_t *sock = cl->socks[cl->nsocks - 1];
     if (L != NULL && sock->state == SOCK_CONNECTED) {
@@ -1433,11 +1378,6 @@ static void on_server_timer(uv_timer_t *t) {
     plume__log(srv->p, PLUME__LOG_DEBUG, "socketio",
                "session %s: no namespace joined within connectTimeout",
                plume__eio_sid(cl->s));
-    plume__eio_close(cl->s, "forced close");
-  }
-  while (srv->chead != NULL && srv->chead->close_at <= now) {
-    sio_client_t *cl = srv->chead;
-    unclose(cl);
     plume__eio_close(cl->s, "forced close");
   }
   if (srv->close_requested && own_eio(srv) != NULL) {
@@ -2351,8 +2291,11 @@ static int core_sio_disconnect(lua_State *L) {
     socket_free(sock, L);
     sock = close && cl->nsocks > 0 ? cl->socks[cl->nsocks - 1] : NULL;
   }
+  /* engineio.c closes once the DISCONNECT packets are out: on a WebSocket a
+  ** close frame follows them, on polling they go alone and the close comes on
+  ** the next poll, so that clients see "io server disconnect" first. */
   if (close)
-    close_after_flush(cl);
+    plume__eio_close(cl->s, "forced close");
   return 1;
 }
 
