@@ -1,6 +1,6 @@
-#!/bin/sh
+#!/bin/bash
 # Benchmarks (not tests): Plume against the Node.js engine.io/socket.io peers, measured in the
-# same run on this machine, printed as ratios. usage: sh bench/run.sh [eio|sio|all]
+# same run on this machine, printed as ratios. usage: bash bench/run.sh [eio|sio|all]
 set -e
 cd "$(dirname "$0")/.."
 make --no-print-directory all >/dev/null
@@ -11,11 +11,11 @@ ulimit -n 20000 2>/dev/null || true
 N=${IDLE_CONNECTIONS:-5000}
 
 start_plume() {
-  build/plume examples/conformance --port 3401 --no-watch --log-level warn &
+  build/plume bench/app --port 3451 --no-watch --log-level warn &
   plume_pid=$!
 }
 start_node() {
-  node bench/node-peer.js 3402 >/dev/null &
+  node bench/node-peer.js 3452 >/dev/null &
   node_pid=$!
 }
 wait_port() { for i in $(seq 50); do (echo >/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
@@ -23,16 +23,16 @@ field() { echo "$1" | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 for level in $levels; do
-  start_plume; wait_port 3401
-  p=$(node bench/idle.js $plume_pid 3401 $N $level); kill $plume_pid; wait $plume_pid 2>/dev/null || true
-  start_node; wait_port 3402
-  n=$(node bench/idle.js $node_pid 3402 $N $level); kill $node_pid; wait $node_pid 2>/dev/null || true
+  start_plume; wait_port 3451
+  p=$(node bench/idle.js $plume_pid 3451 $N $level); kill $plume_pid; wait $plume_pid 2>/dev/null || true
+  start_node; wait_port 3452
+  n=$(node bench/idle.js $node_pid 3452 $N $level); kill $node_pid; wait $node_pid 2>/dev/null || true
   pb=$(field "$p" bytesPerConnection); nb=$(field "$n" bytesPerConnection)
   echo "idle $level x$N: plume $pb B/conn, node $nb B/conn, node/plume = $(ratio $nb $pb)"
 
-  start_plume; wait_port 3401
-  p=$(node bench/throughput.js $plume_pid 3401 $level); kill $plume_pid; wait $plume_pid 2>/dev/null || true
-  start_node; wait_port 3402
-  n=$(node bench/throughput.js $node_pid 3402 $level); kill $node_pid; wait $node_pid 2>/dev/null || true
+  start_plume; wait_port 3451
+  p=$(node bench/throughput.js $plume_pid 3451 $level); kill $plume_pid; wait $plume_pid 2>/dev/null || true
+  start_node; wait_port 3452
+  n=$(node bench/throughput.js $node_pid 3452 $level); kill $node_pid; wait $node_pid 2>/dev/null || true
   echo "echo $level: plume $(field "$p" perSecond) msg/s ($(field "$p" perCpuSecond)/cpu-s), node $(field "$n" perSecond) msg/s ($(field "$n" perCpuSecond)/cpu-s), plume/node per cpu = $(ratio $(field "$p" perCpuSecond) $(field "$n" perCpuSecond))"
 done
