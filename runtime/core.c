@@ -160,7 +160,9 @@ void plume__log_access(plume_t *p, const char *kind, const char *method,
 /* {====== Lifecycle */
 
 static void on_flush(uv_check_t *h) {
-  plume__flush_all(plume__container_of(h, plume_t, flusher));
+  plume_t *p = plume__container_of(h, plume_t, flusher);
+  plume__flush_all(p);
+  plume__ws_sweep(p);
 }
 
 int plume_new(plume_t **out, uv_loop_t *loop, const plume_options_t *o) {

@@ -278,6 +278,9 @@ void plume__ws_close(plume__conn_t *c, int code);
 void plume__ws_on_data(plume__conn_t *c, const char *p, size_t n);
 /* Releases the WebSocket state (called from the connection's close path). */
 void plume__ws_free(plume__conn_t *c);
+/* Frees the wslay context of every WebSocket that had no input for a whole
+** loop turn (called once per turn, by the flusher). */
+void plume__ws_sweep(plume_t *p);
 
 /* }====== */
 
@@ -631,6 +634,7 @@ struct plume_s {
   uv_prepare_t pre_flusher;   /* flushes p->dirty before the loop blocks, so output of
                                  timer callbacks does not wait for the next wake-up */
   plume__conn_t *dirty;       /* connections with queued output */
+  plume__ws_t *ws_warm;       /* WebSockets keeping their wslay context for a turn */
   plume__conn_t *conns;       /* every open connection */
   uint32_t nconns;
   uint32_t next_conn_id;

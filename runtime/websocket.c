@@ -40,9 +40,11 @@ enum {
 
 /*
 ** The WebSocket state of one connection, owned by it (c->ws). wslay's context
-** holds two 4 KiB buffers, so it exists only while a frame or a fragmented
-** message is in progress and is freed whenever input stops at a message
-** boundary: an idle WebSocket costs this struct alone.
+** holds two 4 KiB buffers, so an idle WebSocket goes without: the context is
+** made on the first input and, once input stops at a message boundary, kept
+** warm on p->ws_warm until a whole loop turn passes without input
+** (plume__ws_sweep). A busy connection reuses it instead of paying a calloc,
+** a memset and a free per read.
 **
 ** on_close contract: called once when the peer closes, on a protocol error, or
 ** when the TCP connection goes away (from plume__ws_free, code 1006); never
@@ -51,7 +53,9 @@ enum {
 struct plume__ws_s {
   const plume__ws_handler_t *h;
   wslay_event_context_ptr ctx; /* NULL while idle */
-  const uint8_t *in_p;         /* what recv_cb serves wslay during feed() */
+  plume__ws_t *warm_next;      /* p->ws_warm list, while warm_pprev is set */
+  plume__ws_t **warm_pprev;
+  const uint8_t *in_p; /* what recv_cb serves wslay during feed() */
   size_t in_n;
   uint64_t left;    /* payload bytes of the current data frame still to come */
   uint64_t msg_len; /* payload bytes of the current message so far */
@@ -62,6 +66,7 @@ struct plume__ws_s {
   uint8_t reported; /* on_close ran, or is not owed */
   uint8_t busy;     /* inside plume__ws_on_data: freeing must wait */
   uint8_t dead;     /* plume__ws_free came while busy */
+  uint8_t fed;      /* input since the last sweep: the context stays */
   uint8_t pend_len;
   uint8_t pend[PEND_MAX]; /* a head or a control frame split across reads */
 };
@@ -176,10 +181,21 @@ void plume__ws_close(plume__conn_t *c, int code) {
   plume__conn_close(c, 1);
 }
 
+static void warm_unlink(plume__ws_t *ws) {
+  if (ws->warm_pprev == NULL)
+    return;
+  *ws->warm_pprev = ws->warm_next;
+  if (ws->warm_next != NULL)
+    ws->warm_next->warm_pprev = ws->warm_pprev;
+  ws->warm_next = NULL;
+  ws->warm_pprev = NULL;
+}
+
 static void free_ws(plume__conn_t *c, plume__ws_t *ws) {
   ws->closed = 1;
   report_close(c, ws, ws->code ? ws->code : CLOSE_ABNORMAL);
   c->ws = NULL;
+  warm_unlink(ws);
   if (ws->ctx != NULL)
     wslay_event_context_free(ws->ctx);
   free(ws);
@@ -474,12 +490,40 @@ void plume__ws_on_data(plume__conn_t *c, const char *p, size_t n) {
     free_ws(c, ws);
     return;
   }
-  /* At a message boundary with nothing queued wslay holds no state worth 8
-  ** KiB. */
-  if (ws->ctx != NULL && !ws->closed && ws->pend_len == 0 && ws->left == 0 &&
-      !ws->in_msg && !wslay_event_want_write(ws->ctx)) {
-    wslay_event_context_free(ws->ctx);
-    ws->ctx = NULL;
+  if (ws->ctx != NULL && !ws->closed) {
+    ws->fed = 1;
+    if (ws->warm_pprev == NULL) {
+      plume__ws_t **head = &c->p->ws_warm;
+      ws->warm_next = *head;
+      if (*head != NULL)
+        (*head)->warm_pprev = &ws->warm_next;
+      ws->warm_pprev = head;
+      *head = ws;
+    }
+  }
+}
+
+/* At a message boundary with nothing queued wslay holds no state worth 8
+** KiB. */
+static int at_boundary(const plume__ws_t *ws) {
+  return !ws->busy && !ws->closed && ws->pend_len == 0 && ws->left == 0 &&
+         !ws->in_msg && !wslay_event_want_write(ws->ctx);
+}
+
+void plume__ws_sweep(plume_t *p) {
+  plume__ws_t *ws = p->ws_warm, *next;
+  for (; ws != NULL; ws = next) {
+    next = ws->warm_next;
+    if (ws->fed) {
+      ws->fed = 0;
+      continue;
+    }
+    /* Idle for a turn. Mid-message input relinks it when the message ends. */
+    warm_unlink(ws);
+    if (ws->ctx != NULL && at_boundary(ws)) {
+      wslay_event_context_free(ws->ctx);
+      ws->ctx = NULL;
+    }
   }
 }
 

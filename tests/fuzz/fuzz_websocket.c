@@ -17,6 +17,7 @@
 #define plume__ws_close fz_ws_close
 #define plume__ws_on_data fz_ws_on_data
 #define plume__ws_free fz_ws_free
+#define plume__ws_sweep fz_ws_sweep
 #include "../../runtime/websocket.c"
 
 #include <stdio.h>
@@ -170,6 +171,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     plume__ws_on_data(&fz.c, (const char *)copy, k);
     free(copy);
   }
+  /* The flusher's sweeps: the turn that fed input, then one without. */
+  plume__ws_sweep(&fz_plume);
+  plume__ws_sweep(&fz_plume);
   if (fz.c.ws != NULL && fz.c.ws->ctx != NULL && !fz.c.ws->closed &&
       !fz.c.ws->in_msg && fz.c.ws->left == 0 && fz.c.ws->pend_len == 0)
     fz_fail("wslay context kept while idle");
