@@ -178,48 +178,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 }
 
 #ifdef PLUME_FUZZ_MAIN
-/* Replays each file named on the command line; a crash or a leaked
-** connection fails. */
-int main(int argc, char **argv) {
-  int i, passed = 0, failed = 0;
-  for (i = 1; i < argc; i++) {
-    FILE *f = fopen(argv[i], "rb");
-    uint8_t *buf;
-    long n;
-    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0) {
-      if (f != NULL)
-        fclose(f);
-      failed++;
-      continue;
-    }
-    rewind(f);
-    buf = malloc((size_t)n + 1);
-    if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-      fclose(f);
-      free(buf);
-      failed++;
-      continue;
-    }
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, (size_t)n);
-    free(buf);
-    if (inst != NULL && (inst->nconns != 0 || inst->conns != NULL ||
-                         inst->pending_closes != 0)) {
-      printf("not ok %s: connection left behind\n", argv[i]);
-      failed++;
-    } else {
-      passed++;
-    }
+/* A connection left behind fails the input; handles left on the loop fail the
+** run. */
+static int replay_failed(void) {
+  if (inst != NULL &&
+      (inst->nconns != 0 || inst->conns != NULL || inst->pending_closes != 0)) {
+    fprintf(stderr, "fuzz_http: connection left behind\n");
+    return 1;
   }
+  return 0;
+}
+
+static int replay_done(void) {
+  int bad = 0;
   if (inst != NULL) {
     if (uv_loop_close(&loop) != 0) {
       printf("not ok: handles left on the loop\n");
-      failed++;
+      bad = 1;
     }
     free(inst);
   }
-  plume__shared_pool_drain();
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return bad;
 }
+
+#include "replay.h"
 #endif

@@ -125,32 +125,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 }
 
 #ifdef PLUME_FUZZ_MAIN
-int main(int argc, char **argv) {
-  int i, passed = 0, nfailed = 0;
-  for (i = 1; i < argc; i++) {
-    FILE *f = fopen(argv[i], "rb");
-    plume__buf_t in = {NULL, 0, 0};
-    char chunk[4096];
-    size_t k;
-    if (f == NULL) {
-      fprintf(stdout, "not ok %s: cannot open\n", argv[i]);
-      nfailed++;
-      continue;
-    }
-    while ((k = fread(chunk, 1, sizeof(chunk), f)) > 0)
-      plume__buf_append(&in, chunk, k);
-    fclose(f);
-    failed = 0;
-    LLVMFuzzerTestOneInput((const uint8_t *)(in.p != NULL ? in.p : ""), in.len);
-    if (failed) {
-      fprintf(stdout, "not ok %s\n", argv[i]);
-      nfailed++;
-    } else {
-      passed++;
-    }
-    plume__buf_free(&in);
-  }
-  fprintf(stdout, "%d passed, %d failed\n", passed, nfailed);
-  return nfailed != 0;
+static int replay_failed(void) {
+  int was = failed;
+  failed = 0;
+  return was;
 }
+
+static int replay_done(void) {
+  return 0;
+}
+
+#include "replay.h"
 #endif

@@ -137,39 +137,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 }
 
 #ifdef PLUME_FUZZ_MAIN
-int main(int argc, char **argv) {
-  int i, passed = 0, failed = 0;
-  for (i = 1; i < argc; i++) {
-    FILE *f = fopen(argv[i], "rb");
-    char *buf;
-    long n;
-    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0) {
-      printf("not ok %d - %s: cannot read\n", i, argv[i]);
-      failed++;
-      if (f != NULL)
-        fclose(f);
-      continue;
-    }
-    rewind(f);
-    buf = malloc((size_t)n + 1);
-    if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-      printf("not ok %d - %s: cannot read\n", i, argv[i]);
-      failed++;
-    } else {
-      violations = 0;
-      LLVMFuzzerTestOneInput((const uint8_t *)buf, (size_t)n);
-      printf("%s %d - %s\n", violations ? "not ok" : "ok", i, argv[i]);
-      violations ? failed++ : passed++;
-    }
-    free(buf);
-    fclose(f);
-  }
+static int replay_failed(void) {
+  int was = violations;
+  violations = 0;
+  return was;
+}
+
+static int replay_done(void) {
   if (L != NULL) {
     lua_close(L);
     plume__json_enc_free(&enc);
   }
-  plume__shared_pool_drain();
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return 0;
 }
+
+#include "replay.h"
 #endif

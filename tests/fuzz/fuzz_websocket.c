@@ -184,32 +184,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 }
 
 #ifdef PLUME_FUZZ_MAIN
-int main(int argc, char **argv) {
-  int i, passed = 0, failed = 0;
-  for (i = 1; i < argc; i++) {
-    FILE *f = fopen(argv[i], "rb");
-    uint8_t *buf = NULL;
-    long n;
-    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
-        fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)n + 1)) == NULL ||
-        fread(buf, 1, (size_t)n, f) != (size_t)n) {
-      fprintf(stdout, "not ok %d - %s (unreadable)\n", i, argv[i]);
-      failed++;
-    } else {
-      fz_failed = 0;
-      LLVMFuzzerTestOneInput(buf, (size_t)n);
-      fprintf(stdout, "%s %d - %s\n", fz_failed ? "not ok" : "ok", i, argv[i]);
-      if (fz_failed)
-        failed++;
-      else
-        passed++;
-    }
-    free(buf);
-    if (f != NULL)
-      fclose(f);
-  }
-  plume__shared_pool_drain();
-  fprintf(stdout, "%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+static int replay_failed(void) {
+  int was = fz_failed;
+  fz_failed = 0;
+  return was;
 }
+
+static int replay_done(void) {
+  return 0;
+}
+
+#include "replay.h"
 #endif
