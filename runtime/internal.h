@@ -664,6 +664,9 @@ struct plume_s {
   int task_expired;           /* the running slice got its time-budget error already */
   int task_killed;            /* ... and went on running: the count hook yielded it */
   int task_depth;             /* task runs nested on the C stack (a spawn in a task) */
+  int lua_ref_tasks;          /* registry refs of the task tables (lua_bridge.c) */
+  int lua_ref_pool;
+  int lua_ref_waits;
   plume__buf_t lua_warn;      /* a Lua warning being assembled (warn("a", "b")) */
   int lua_warn_off;           /* warn("@off") */
   struct plume__wait_s *waits;     /* pending waits: sleeps, file and HTTP requests */

@@ -213,20 +213,20 @@ static void log_task_error(plume_t *p, lua_State *co) {
 ** room. */
 static void task_done(plume_t *p, lua_State *co, int reusable) {
   lua_State *L = p->L;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key); /* tasks */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->lua_ref_tasks); /* tasks */
   lua_pushthread(co);
   lua_xmove(co, L, 1); /* tasks co */
   lua_pushnil(L);      /* tasks co nil */
   lua_rawset(L, -3);   /* tasks[co] = nil */
   lua_pop(L, 1);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key); /* waits */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->lua_ref_waits); /* waits */
   lua_pushnil(L);
   lua_rawsetp(L, -2, co); /* waits[co] = nil: its references are stale */
   lua_pop(L, 1);
   if (reusable) {
     lua_Integer n;
     lua_settop(co, 0);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key); /* pool */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->lua_ref_pool); /* pool */
     n = (lua_Integer)lua_rawlen(L, -1);
     if (n < POOL_MAX) {
       lua_pushthread(co);
@@ -303,7 +303,7 @@ static lua_State *task_thread(plume_t *p) {
   lua_State *L = p->L;
   lua_State *co;
   lua_Integer n;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key); /* pool */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->lua_ref_pool); /* pool */
   n = (lua_Integer)lua_rawlen(L, -1);
   if (n > 0) {
     lua_rawgeti(L, -1, n); /* pool co */
@@ -347,13 +347,13 @@ int plume__task_start(plume_t *p, int nargs) {
                "task not started: no stack for %d arguments", nargs);
     return PLUME_ELUA;
   }
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &tasks_key); /* fn args... co tasks */
-  lua_pushvalue(L, -2);                          /* fn args... co tasks co */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->lua_ref_tasks); /* fn args... co tasks */
+  lua_pushvalue(L, -2); /* fn args... co tasks co */
   lua_pushboolean(L, 1);
   lua_rawset(L, -3); /* tasks[co] = true */
   lua_pop(L, 1);     /* fn args... co */
   /* The entry exists from now on, so arming a wait never allocates. */
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key); /* fn args... co waits */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->lua_ref_waits); /* fn args... co waits */
   lua_pushinteger(L, 0);
   lua_rawsetp(L, -2, co);      /* waits[co] = 0 */
   lua_pop(L, 2);               /* fn args... */
@@ -377,8 +377,8 @@ plume__task_ref_t plume__task_current(lua_State *L) {
   plume__task_ref_t t = {L, 0};
   if (p == NULL || p->L == NULL || !glue_stack(p, 3))
     return t; /* a wait nothing can resume: the task waits for ever */
-  lua_rawgetp(p->L, LUA_REGISTRYINDEX, &waits_key); /* waits */
-  if (lua_rawgetp(p->L, -1, L) == LUA_TNUMBER) {    /* waits waits[L] */
+  lua_rawgeti(p->L, LUA_REGISTRYINDEX, p->lua_ref_waits); /* waits */
+  if (lua_rawgetp(p->L, -1, L) == LUA_TNUMBER) {          /* waits waits[L] */
     t.wait = ++p->task_last_wait;
     lua_pushinteger(p->L, t.wait);
     lua_rawsetp(p->L, -3, L); /* waits[L] = t.wait (the key exists) */
@@ -392,8 +392,8 @@ lua_State *plume__task_waiter(plume_t *p, plume__task_ref_t t) {
   lua_Integer armed;
   if (L == NULL || t.co == NULL || t.wait == 0 || !glue_stack(p, 2))
     return NULL;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key); /* waits */
-  lua_rawgetp(L, -1, t.co);                      /* waits waits[co] */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->lua_ref_waits); /* waits */
+  lua_rawgetp(L, -1, t.co);                            /* waits waits[co] */
   armed = lua_tointeger(L, -1);
   lua_pop(L, 2);
   /* A match means the task lives, so co may be read. Between arming and
@@ -407,7 +407,7 @@ int plume__task_resume(plume_t *p, plume__task_ref_t t, int nres) {
   lua_State *L = p->L;
   if (plume__task_waiter(p, t) == NULL)
     return PLUME_ESTATE;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &waits_key); /* waits */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->lua_ref_waits); /* waits */
   lua_pushinteger(L, 0);
   lua_rawsetp(L, -2, t.co); /* waits[co] = 0: this wait is over */
   lua_pop(L, 1);
@@ -457,6 +457,20 @@ static void add_lua_path(lua_State *L, const char *dir) {
   lua_pop(L, 2);
 }
 
+/* The tables of the task bookkeeping, at address keys (cold paths) and at
+** integer refs too, since lua_rawgeti is the registry's fast path. */
+static void open_tables(lua_State *L, plume_t *p) {
+  static const char *const keys[] = {&tasks_key, &pool_key, &waits_key};
+  int *const refs[] = {&p->lua_ref_tasks, &p->lua_ref_pool, &p->lua_ref_waits};
+  int i;
+  for (i = 0; i < 3; i++) {
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, keys[i]);
+    *refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+}
+
 static int open_framework(lua_State *L) {
   luaL_requiref(L, "plume.core", luaopen_plume_core, 0); /* core */
   lua_pushcfunction(L, set_limit_error);
@@ -480,12 +494,7 @@ static int open_state(lua_State *L) {
   luaL_openlibs(L);
   lua_pushlightuserdata(L, p);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &instance_key);
-  lua_newtable(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &tasks_key);
-  lua_newtable(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &pool_key);
-  lua_newtable(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &waits_key);
+  open_tables(L, p);
   if (p->opts.lua_path[0] != '\0')
     add_lua_path(L, p->opts.lua_path);
   else if (plume__installed_lua_dir(dir, sizeof(dir)) == 0)
@@ -600,6 +609,10 @@ static void give_back(plume_t *p) {
     lua_pushnil(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, keys[i]);
   }
+  luaL_unref(L, LUA_REGISTRYINDEX, p->lua_ref_tasks);
+  luaL_unref(L, LUA_REGISTRYINDEX, p->lua_ref_pool);
+  luaL_unref(L, LUA_REGISTRYINDEX, p->lua_ref_waits);
+  p->lua_ref_tasks = p->lua_ref_pool = p->lua_ref_waits = LUA_NOREF;
   /* The framework stays loaded: a later run starts without this app. */
   lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* loaded */
   if (lua_getfield(L, -1, "plume") == LUA_TTABLE) {     /* loaded plume */
@@ -619,12 +632,7 @@ static int open_borrowed(lua_State *L) {
   plume_t *p = lua_touserdata(L, 1);
   lua_pushlightuserdata(L, p);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &instance_key);
-  lua_newtable(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &tasks_key);
-  lua_newtable(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &pool_key);
-  lua_newtable(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &waits_key);
+  open_tables(L, p);
   lua_createtable(L, 0, 1); /* finalize */
   lua_createtable(L, 0, 1); /* finalize mt */
   lua_pushliteral(L, "k");
@@ -652,6 +660,7 @@ int plume__lua_borrow(plume_t *p, lua_State *L) {
   main = lua_tothread(L, -1);
   lua_pop(L, 1);
   /* Threads copy the main thread's extra space: the hook finds p there. */
+  p->lua_ref_tasks = p->lua_ref_pool = p->lua_ref_waits = LUA_NOREF;
   p->lua_host_extra = *(void **)lua_getextraspace(main);
   *(plume_t **)lua_getextraspace(main) = p;
   p->L = L;
