@@ -918,6 +918,35 @@ lua_State *plume__task_waiter(plume_t *p, plume__task_ref_t t);
 int plume__task_resume(plume_t *p, plume__task_ref_t t, int nres);
 /* The instance that owns a Lua state (from the registry). */
 plume_t *plume__lua_instance(lua_State *L);
+/*
+** Options of the table at t (lua_api.c): t[name] as an int in 0..2^31-1, def
+** when nil (raises "option <name> out of range", or a number expected);
+** t[name]'s truth, def when nil; a registry reference to t[name] when it is a
+** function, else LUA_NOREF.
+*/
+int plume__lua_opt_int(lua_State *L, int t, const char *name, int def);
+int plume__lua_opt_bool(lua_State *L, int t, const char *name, int def);
+int plume__lua_opt_ref(lua_State *L, int t, const char *name);
+/* The Lua functions behind an Engine.IO server's hooks: registry references,
+** or LUA_NOREF. */
+typedef struct plume__eio_lua_refs_s {
+  int origin;  /* cors.origin when it is a function */
+  int request; /* allowRequest(req) -> ok, message */
+  int id;      /* generateId() -> id */
+} plume__eio_lua_refs_t;
+/*
+** Reads the Engine.IO options of the table at idx into cfg, filled first by
+** plume__eio_config_init (lua_api.c): path, pingInterval, pingTimeout,
+** upgradeTimeout, closeTimeout, maxHttpBufferSize, allowUpgrades, allowEIO3,
+** transports, allowRequest and generateId (into refs), and last cors (a
+** function origin into refs). The caller sets cfg's hooks for the refs it
+** got. Raises a Lua error on a bad option; cfg->cors_origins are allocated:
+** plume__eio_config_clear frees them.
+*/
+void plume__eio_config_from_lua(lua_State *L, int idx, plume__eio_config_t *cfg,
+                                plume__eio_lua_refs_t *refs);
+/* Frees the cors_origins plume__eio_config_from_lua allocated. */
+void plume__eio_config_clear(plume__eio_config_t *cfg);
 
 /* }====== */
 

@@ -79,10 +79,8 @@ static int core_list_dir(lua_State *L) {
 typedef struct lua_eio_s {
   plume_t *p;
   plume__eio_server_t *srv;
-  int handlers_ref; /* handler table, LUA_NOREF once detached */
-  int origins_ref;  /* cors origin function, or LUA_NOREF */
-  int request_ref;  /* allowRequest function, or LUA_NOREF */
-  int id_ref;       /* generateId function, or LUA_NOREF */
+  int handlers_ref;           /* handler table, LUA_NOREF once detached */
+  plume__eio_lua_refs_t refs; /* the hooks' functions */
 } lua_eio_t;
 
 /* A boxed session pointer; NULL once the session closed (style.md D.6). */
@@ -167,7 +165,7 @@ static int eio_allow_origin(void *ud, const char *origin, size_t n) {
   lua_eio_t *e = ud;
   lua_State *L = e->p->L;
   int ok;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, e->origins_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, e->refs.origin);
   lua_pushlstring(L, origin, n);
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     plume__log(e->p, PLUME__LOG_ERROR, "engineio", "cors origin function: %s",
@@ -187,7 +185,7 @@ static const char *eio_allow_request(void *ud, plume__conn_t *c,
   lua_State *L = e->p->L;
   uint32_t i;
   const char *result = NULL;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, e->request_ref); /* fn */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, e->refs.request); /* fn */
   lua_createtable(L, 0, 4);                          /* fn req */
   lua_pushlstring(L, r->url.p, r->url.n);
   lua_setfield(L, -2, "url");
@@ -226,7 +224,7 @@ static int eio_generate_id(void *ud, char *out, size_t len) {
   size_t n;
   const char *id;
   int err = -1;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, e->id_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, e->refs.id);
   if (lua_pcall(L, 0, 1, 0) == LUA_OK && (id = lua_tolstring(L, -1, &n)) &&
       n > 0 && n < len) {
     memcpy(out, id, n + 1);
@@ -240,7 +238,7 @@ static int eio_generate_id(void *ud, char *out, size_t len) {
   return err;
 }
 
-static int opt_int(lua_State *L, int t, const char *name, int def) {
+int plume__lua_opt_int(lua_State *L, int t, const char *name, int def) {
   int v = def;
   if (lua_getfield(L, t, name) != LUA_TNIL) {
     lua_Number d = luaL_checknumber(L, -1);
@@ -252,7 +250,7 @@ static int opt_int(lua_State *L, int t, const char *name, int def) {
   return v;
 }
 
-static int opt_bool(lua_State *L, int t, const char *name, int def) {
+int plume__lua_opt_bool(lua_State *L, int t, const char *name, int def) {
   int v = def;
   if (lua_getfield(L, t, name) != LUA_TNIL)
     v = lua_toboolean(L, -1);
@@ -260,29 +258,49 @@ static int opt_bool(lua_State *L, int t, const char *name, int def) {
   return v;
 }
 
-static int opt_ref(lua_State *L, int t, const char *name) {
+int plume__lua_opt_ref(lua_State *L, int t, const char *name) {
   if (lua_getfield(L, t, name) == LUA_TFUNCTION)
     return luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pop(L, 1);
   return LUA_NOREF;
 }
 
-/* Reads cors = { origin = "*" | "x" | {list} | function, credentials = bool } into cfg;
-** the origin list strings are allocated (freed by the caller after server creation). */
-static void read_cors(lua_State *L, int t, lua_eio_t *e,
-                      plume__eio_config_t *cfg) {
+/* Reads transports = {"polling", "websocket"} of the table at t into cfg. */
+static void read_transports(lua_State *L, int t, plume__eio_config_t *cfg) {
+  if (lua_getfield(L, t, "transports") == LUA_TTABLE) {
+    lua_Integer i, n = luaL_len(L, -1);
+    cfg->transports = 0;
+    for (i = 1; i <= n; i++) {
+      const char *name;
+      lua_rawgeti(L, -1, i);
+      name = luaL_checkstring(L, -1);
+      if (strcmp(name, "polling") == 0)
+        cfg->transports |= PLUME__EIO_POLLING;
+      else if (strcmp(name, "websocket") == 0)
+        cfg->transports |= PLUME__EIO_WEBSOCKET;
+      else
+        luaL_error(L, "unknown transport '%s'", name);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+}
+
+/* Reads cors = { origin = "*" | "x" | {list} | function, credentials = bool }
+** of the table at t into cfg; a function origin goes to *origin_ref. */
+static void read_cors(lua_State *L, int t, plume__eio_config_t *cfg,
+                      int *origin_ref) {
   if (lua_getfield(L, t, "cors") != LUA_TTABLE) {
     lua_pop(L, 1);
     return;
   }
   cfg->cors = 1;
-  cfg->cors_credentials = opt_bool(L, -1, "credentials", 0);
+  cfg->cors_credentials = plume__lua_opt_bool(L, -1, "credentials", 0);
   lua_getfield(L, -1, "origin"); /* cors origin */
   if (lua_isfunction(L, -1)) {
     lua_pushvalue(L, -1);
-    e->origins_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    cfg->allow_origin = eio_allow_origin;
-  } else if (lua_isstring(L, -1)) {
+    *origin_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  } else if (lua_type(L, -1) == LUA_TSTRING) {
     cfg->cors_origins = calloc(2, sizeof(char *));
     if (cfg->cors_origins != NULL)
       cfg->cors_origins[0] = strdup(lua_tostring(L, -1));
@@ -298,69 +316,76 @@ static void read_cors(lua_State *L, int t, lua_eio_t *e,
   lua_pop(L, 2);
 }
 
+void plume__eio_config_from_lua(lua_State *L, int idx, plume__eio_config_t *cfg,
+                                plume__eio_lua_refs_t *refs) {
+  idx = lua_absindex(L, idx);
+  refs->origin = refs->request = refs->id = LUA_NOREF;
+  if (lua_getfield(L, idx, "path") == LUA_TSTRING) {
+    const char *path = lua_tostring(L, -1);
+    size_t n = strlen(path);
+    luaL_argcheck(L, n > 0 && path[0] == '/' && n + 2 < sizeof(cfg->path), idx,
+                  "path must start with /");
+    snprintf(cfg->path, sizeof(cfg->path), "%s%s", path,
+             path[n - 1] == '/' ? "" : "/");
+  }
+  lua_pop(L, 1);
+  cfg->ping_interval =
+      plume__lua_opt_int(L, idx, "pingInterval", cfg->ping_interval);
+  cfg->ping_timeout =
+      plume__lua_opt_int(L, idx, "pingTimeout", cfg->ping_timeout);
+  cfg->upgrade_timeout =
+      plume__lua_opt_int(L, idx, "upgradeTimeout", cfg->upgrade_timeout);
+  cfg->close_timeout =
+      plume__lua_opt_int(L, idx, "closeTimeout", cfg->close_timeout);
+  cfg->max_payload =
+      plume__lua_opt_int(L, idx, "maxHttpBufferSize", cfg->max_payload);
+  cfg->allow_upgrades =
+      plume__lua_opt_bool(L, idx, "allowUpgrades", cfg->allow_upgrades);
+  cfg->allow_eio3 = plume__lua_opt_bool(L, idx, "allowEIO3", cfg->allow_eio3);
+  read_transports(L, idx, cfg);
+  refs->request = plume__lua_opt_ref(L, idx, "allowRequest");
+  refs->id = plume__lua_opt_ref(L, idx, "generateId");
+  read_cors(L, idx, cfg, &refs->origin);
+}
+
+void plume__eio_config_clear(plume__eio_config_t *cfg) {
+  char **o;
+  for (o = cfg->cors_origins; o != NULL && *o != NULL; o++)
+    free(*o);
+  free(cfg->cors_origins);
+  cfg->cors_origins = NULL;
+}
+
 /* core.eio_attach(opts, handlers) -> server. opts uses the Engine.IO names. */
 static int core_eio_attach(lua_State *L) {
   plume_t *p = plume__lua_instance(L);
   plume__eio_config_t cfg;
   lua_eio_t *e;
-  int err;
-  char **o;
+  int err, max_payload;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   plume__eio_config_init(&cfg, &p->opts);
   e = lua_newuserdatauv(L, sizeof(*e), 0); /* opts handlers server */
   memset(e, 0, sizeof(*e));
   e->p = p;
-  e->handlers_ref = e->origins_ref = e->request_ref = e->id_ref = LUA_NOREF;
+  e->handlers_ref = LUA_NOREF;
   luaL_setmetatable(L, EIO_SERVER_MT);
-  if (lua_getfield(L, 1, "path") == LUA_TSTRING) {
-    const char *path = lua_tostring(L, -1);
-    size_t n = strlen(path);
-    luaL_argcheck(L, path[0] == '/' && n + 2 < sizeof(cfg.path), 1,
-                  "path must start with /");
-    snprintf(cfg.path, sizeof(cfg.path), "%s%s", path,
-             path[n - 1] == '/' ? "" : "/");
-  }
-  lua_pop(L, 1);
-  cfg.ping_interval = opt_int(L, 1, "pingInterval", cfg.ping_interval);
-  cfg.ping_timeout = opt_int(L, 1, "pingTimeout", cfg.ping_timeout);
-  cfg.upgrade_timeout = opt_int(L, 1, "upgradeTimeout", cfg.upgrade_timeout);
-  cfg.close_timeout = opt_int(L, 1, "closeTimeout", cfg.close_timeout);
-  cfg.max_payload = opt_int(L, 1, "maxHttpBufferSize", cfg.max_payload);
-  cfg.max_payload = opt_int(L, 1, "maxPayload", cfg.max_payload);
-  cfg.allow_upgrades = opt_bool(L, 1, "allowUpgrades", cfg.allow_upgrades);
-  cfg.allow_eio3 = opt_bool(L, 1, "allowEIO3", cfg.allow_eio3);
-  if (lua_getfield(L, 1, "transports") == LUA_TTABLE) {
-    lua_Integer i, n = luaL_len(L, -1);
-    cfg.transports = 0;
-    for (i = 1; i <= n; i++) {
-      const char *t;
-      lua_rawgeti(L, -1, i);
-      t = luaL_checkstring(L, -1);
-      if (strcmp(t, "polling") == 0)
-        cfg.transports |= PLUME__EIO_POLLING;
-      else if (strcmp(t, "websocket") == 0)
-        cfg.transports |= PLUME__EIO_WEBSOCKET;
-      else
-        return luaL_error(L, "unknown transport '%s'", t);
-      lua_pop(L, 1);
-    }
-  }
-  lua_pop(L, 1);
-  e->request_ref = opt_ref(L, 1, "allowRequest");
-  e->id_ref = opt_ref(L, 1, "generateId");
-  if (e->request_ref != LUA_NOREF)
+  /* maxPayload (the handshake's name) wins over maxHttpBufferSize. */
+  max_payload = plume__lua_opt_int(L, 1, "maxPayload", -1);
+  plume__eio_config_from_lua(L, 1, &cfg, &e->refs);
+  if (max_payload >= 0)
+    cfg.max_payload = max_payload;
+  if (e->refs.origin != LUA_NOREF)
+    cfg.allow_origin = eio_allow_origin;
+  if (e->refs.request != LUA_NOREF)
     cfg.allow_request = eio_allow_request;
-  if (e->id_ref != LUA_NOREF)
+  if (e->refs.id != LUA_NOREF)
     cfg.generate_id = eio_generate_id;
   cfg.hook_ud = e;
-  read_cors(L, 1, e, &cfg);
   lua_pushvalue(L, 2);
   e->handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   err = plume__eio_server_new(p, &cfg, &eio_handler, e, &e->srv);
-  for (o = cfg.cors_origins; o != NULL && *o != NULL; o++)
-    free(*o);
-  free(cfg.cors_origins);
+  plume__eio_config_clear(&cfg);
   if (err != 0)
     return luaL_error(L, "cannot attach Engine.IO at %s: %s", cfg.path,
                       plume_strerror(err));

@@ -1618,33 +1618,6 @@ static int push_closed(lua_State *L) {
   return 2;
 }
 
-static int opt_int(lua_State *L, int t, const char *name, int def) {
-  int v = def;
-  if (lua_getfield(L, t, name) != LUA_TNIL) {
-    lua_Number d = luaL_checknumber(L, -1);
-    if (d < 0 || d > 2147483647.0)
-      luaL_error(L, "option %s out of range", name);
-    v = (int)d;
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-static int opt_bool(lua_State *L, int t, const char *name, int def) {
-  int v = def;
-  if (lua_getfield(L, t, name) != LUA_TNIL)
-    v = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
-static int opt_ref(lua_State *L, int t, const char *name) {
-  if (lua_getfield(L, t, name) == LUA_TFUNCTION)
-    return luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_pop(L, 1);
-  return LUA_NOREF;
-}
-
 static void nsp_free(sio_nsp_t *nsp) {
   uint32_t i;
   for (i = 0; i < nsp->nbuckets; i++)
@@ -1700,37 +1673,6 @@ static int server_gc(lua_State *L) {
   return 0;
 }
 
-/* Reads cors = { origin = "*" | "x" | {list} | function, credentials }. The
-** list strings are allocated; the caller frees them. */
-static void read_cors(lua_State *L, int t, sio_server_t *srv,
-                      plume__eio_config_t *cfg) {
-  if (lua_getfield(L, t, "cors") != LUA_TTABLE) {
-    lua_pop(L, 1);
-    return;
-  }
-  cfg->cors = 1;
-  cfg->cors_credentials = opt_bool(L, -1, "credentials", 0);
-  lua_getfield(L, -1, "origin"); /* cors origin */
-  if (lua_isfunction(L, -1)) {
-    lua_pushvalue(L, -1);
-    srv->origins_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    cfg->allow_origin = hook_origin;
-  } else if (lua_type(L, -1) == LUA_TSTRING) {
-    cfg->cors_origins = calloc(2, sizeof(char *));
-    if (cfg->cors_origins != NULL)
-      cfg->cors_origins[0] = strdup(lua_tostring(L, -1));
-  } else if (lua_istable(L, -1)) {
-    lua_Integer i, n = luaL_len(L, -1);
-    cfg->cors_origins = calloc((size_t)n + 1, sizeof(char *));
-    for (i = 1; cfg->cors_origins != NULL && i <= n; i++) {
-      lua_rawgeti(L, -1, i);
-      cfg->cors_origins[i - 1] = strdup(luaL_checkstring(L, -1));
-      lua_pop(L, 1);
-    }
-  }
-  lua_pop(L, 2);
-}
-
 /*
 ** core.sio_attach(opts, handlers) -> server. opts: path, pingInterval,
 ** pingTimeout, upgradeTimeout, maxHttpBufferSize, transports, allowUpgrades,
@@ -1741,9 +1683,9 @@ static void read_cors(lua_State *L, int t, sio_server_t *srv,
 static int core_sio_attach(lua_State *L) {
   plume_t *p = plume__lua_instance(L);
   plume__eio_config_t cfg;
+  plume__eio_lua_refs_t refs;
   sio_server_t *srv;
   box_t *b;
-  char **o;
   int err;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -1751,15 +1693,6 @@ static int core_sio_attach(lua_State *L) {
     return luaL_error(L, "Socket.IO needs the Plume runtime");
   plume__eio_config_init(&cfg, &p->opts);
   memcpy(cfg.path, "/socket.io/", sizeof("/socket.io/"));
-  if (lua_getfield(L, 1, "path") == LUA_TSTRING) {
-    const char *path = lua_tostring(L, -1);
-    size_t n = strlen(path);
-    luaL_argcheck(L, n > 0 && path[0] == '/' && n + 2 < sizeof(cfg.path), 1,
-                  "path must start with /");
-    snprintf(cfg.path, sizeof(cfg.path), "%s%s", path,
-             path[n - 1] == '/' ? "" : "/");
-  }
-  lua_pop(L, 1);
   b = lua_newuserdatauv(L, sizeof(*b), 0); /* opts handlers box */
   b->ptr = NULL;
   luaL_setmetatable(L, SERVER_MT);
@@ -1781,60 +1714,37 @@ static int core_sio_attach(lua_State *L) {
       p->opts.max_attachments > 0 && p->opts.max_attachments < MAX_OUT_ATT
           ? p->opts.max_attachments
           : MAX_OUT_ATT;
-  cfg.ping_interval = opt_int(L, 1, "pingInterval", cfg.ping_interval);
-  cfg.ping_timeout = opt_int(L, 1, "pingTimeout", cfg.ping_timeout);
-  cfg.upgrade_timeout = opt_int(L, 1, "upgradeTimeout", cfg.upgrade_timeout);
-  cfg.close_timeout = opt_int(L, 1, "closeTimeout", cfg.close_timeout);
-  cfg.max_payload = opt_int(L, 1, "maxHttpBufferSize", cfg.max_payload);
-  cfg.allow_upgrades = opt_bool(L, 1, "allowUpgrades", cfg.allow_upgrades);
-  cfg.allow_eio3 = opt_bool(L, 1, "allowEIO3", cfg.allow_eio3);
   srv->connect_timeout =
-      opt_int(L, 1, "connectTimeout", p->opts.connect_timeout);
-  srv->serve_client = opt_bool(L, 1, "serveClient", 1);
-  if (lua_getfield(L, 1, "transports") == LUA_TTABLE) {
-    lua_Integer i, n = luaL_len(L, -1);
-    cfg.transports = 0;
-    for (i = 1; i <= n; i++) {
-      const char *t;
-      lua_rawgeti(L, -1, i);
-      t = luaL_checkstring(L, -1);
-      if (strcmp(t, "polling") == 0)
-        cfg.transports |= PLUME__EIO_POLLING;
-      else if (strcmp(t, "websocket") == 0)
-        cfg.transports |= PLUME__EIO_WEBSOCKET;
-      else
-        return luaL_error(L, "unknown transport '%s'", t);
-      lua_pop(L, 1);
-    }
-  }
-  lua_pop(L, 1);
+      plume__lua_opt_int(L, 1, "connectTimeout", p->opts.connect_timeout);
+  srv->serve_client = plume__lua_opt_bool(L, 1, "serveClient", 1);
   if (lua_getfield(L, 1, "clientDir") == LUA_TSTRING)
     srv->client_dir = strdup(lua_tostring(L, -1));
   lua_pop(L, 1);
   if (lua_getfield(L, 1, "clientVersion") == LUA_TSTRING)
     snprintf(srv->etag, sizeof(srv->etag), "\"%.64s\"", lua_tostring(L, -1));
   lua_pop(L, 1);
-  srv->request_ref = opt_ref(L, 1, "allowRequest");
-  srv->id_ref = opt_ref(L, 1, "generateId");
-  srv->connect_ref = opt_ref(L, 2, "connect");
-  srv->event_ref = opt_ref(L, 2, "event");
-  srv->disconnect_ref = opt_ref(L, 2, "disconnect");
-  srv->apply_ref = opt_ref(L, 2, "apply");
+  srv->connect_ref = plume__lua_opt_ref(L, 2, "connect");
+  srv->event_ref = plume__lua_opt_ref(L, 2, "event");
+  srv->disconnect_ref = plume__lua_opt_ref(L, 2, "disconnect");
+  srv->apply_ref = plume__lua_opt_ref(L, 2, "apply");
   if (srv->connect_ref == LUA_NOREF || srv->event_ref == LUA_NOREF ||
       srv->disconnect_ref == LUA_NOREF || srv->apply_ref == LUA_NOREF)
     return luaL_argerror(L, 2,
                          "connect, event, disconnect and apply are required");
+  plume__eio_config_from_lua(L, 1, &cfg, &refs);
+  srv->origins_ref = refs.origin;
+  srv->request_ref = refs.request;
+  srv->id_ref = refs.id;
+  if (srv->origins_ref != LUA_NOREF)
+    cfg.allow_origin = hook_origin;
   if (srv->request_ref != LUA_NOREF)
     cfg.allow_request = hook_request;
   cfg.generate_id = hook_id;
   cfg.serve = serve_client;
   cfg.hook_ud = srv;
-  read_cors(L, 1, srv, &cfg);
   srv->path_len = strlen(cfg.path);
   err = plume__eio_server_new(p, &cfg, &eio_handler, srv, &srv->eio);
-  for (o = cfg.cors_origins; o != NULL && *o != NULL; o++)
-    free(*o);
-  free(cfg.cors_origins);
+  plume__eio_config_clear(&cfg);
   if (err != 0)
     return luaL_error(L, "cannot attach Socket.IO at %s: %s", cfg.path,
                       plume_strerror(err));
