@@ -1,6 +1,6 @@
 /*
-** buf.c: growable buffers, reference-counted shared packet bytes, base64 and random ids.
-** Used by every layer; knows nothing about protocols.
+** buf.c: growable buffers, reference-counted shared packet bytes, base64 and
+** random ids. Used by every layer; knows nothing about protocols.
 */
 #include <stdarg.h>
 #include <stdio.h>
@@ -68,8 +68,9 @@ void plume__buf_free(plume__buf_t *b) {
 }
 
 /* ------------------------------------------------------------------------- */
-/* Shared blocks. Sizes up to 4 KiB come in four classes kept on free lists, so that
-** encoding a packet costs no malloc once the loop is warm. The lists are bounded. */
+/* Shared blocks. Sizes up to 4 KiB come in four classes kept on free lists, so
+** that encoding a packet costs no malloc once the loop is warm. The lists are
+** bounded. */
 
 #define POOL_CLASSES 4
 #define POOL_MAX_FREE 1024
@@ -81,9 +82,9 @@ typedef struct pool_s {
   uint32_t nfree;
 } pool_t;
 
-/* The pool is process-wide but holds only free memory, never state: two instances in one
-** process share it safely on one thread. Hosts running instances on several threads build
-** with -DPLUME_NO_POOL. */
+/* The pool is process-wide but holds only free memory, never state: two
+** instances in one process share it safely on one thread. Hosts running
+** instances on several threads build with -DPLUME_NO_POOL. */
 #ifndef PLUME_NO_POOL
 static pool_t pools[POOL_CLASSES];
 #endif
@@ -156,60 +157,69 @@ void plume__shared_pool_drain(void) {
 }
 
 /* ------------------------------------------------------------------------- */
-/* Base64, standard alphabet with padding (Engine.IO polling "b" packets). */
+/* Base64 (RFC 4648 §4), standard alphabet with padding (Engine.IO polling "b"
+** packets, WebSocket keys), and base64url (§5) without padding (ids,
+** tokens). */
 
 static const char b64_chars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64url_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-size_t plume__base64_len(size_t n) { return (n + 2) / 3 * 4; }
-
-size_t plume__base64_encode(char *dst, const unsigned char *src, size_t n) {
+/* Encodes with the alphabet chars; pad: '=' up to a multiple of 4. */
+static size_t b64_encode(char *dst, const unsigned char *src, size_t n,
+                         const char *chars, int pad) {
   size_t i, o = 0;
   for (i = 0; i + 2 < n; i += 3) {
-    uint32_t v = (uint32_t)src[i] << 16 | (uint32_t)src[i + 1] << 8 | src[i + 2];
-    dst[o++] = b64_chars[v >> 18];
-    dst[o++] = b64_chars[(v >> 12) & 63];
-    dst[o++] = b64_chars[(v >> 6) & 63];
-    dst[o++] = b64_chars[v & 63];
+    uint32_t v =
+        (uint32_t)src[i] << 16 | (uint32_t)src[i + 1] << 8 | src[i + 2];
+    dst[o++] = chars[v >> 18];
+    dst[o++] = chars[(v >> 12) & 63];
+    dst[o++] = chars[(v >> 6) & 63];
+    dst[o++] = chars[v & 63];
   }
   if (i < n) {
     uint32_t v = (uint32_t)src[i] << 16;
     if (i + 1 < n)
       v |= (uint32_t)src[i + 1] << 8;
-    dst[o++] = b64_chars[v >> 18];
-    dst[o++] = b64_chars[(v >> 12) & 63];
-    dst[o++] = i + 1 < n ? b64_chars[(v >> 6) & 63] : '=';
-    dst[o++] = '=';
+    dst[o++] = chars[v >> 18];
+    dst[o++] = chars[(v >> 12) & 63];
+    if (i + 1 < n)
+      dst[o++] = chars[(v >> 6) & 63];
+    else if (pad)
+      dst[o++] = '=';
+    if (pad)
+      dst[o++] = '=';
   }
   return o;
 }
 
-static int b64_value(char c) {
+/* The value of digit c, where 62 and 63 are written c62 and c63; -1 for
+** none. */
+static int b64_value(char c, char c62, char c63) {
   if (c >= 'A' && c <= 'Z')
     return c - 'A';
   if (c >= 'a' && c <= 'z')
     return c - 'a' + 26;
   if (c >= '0' && c <= '9')
     return c - '0' + 52;
-  if (c == '+')
+  if (c == c62)
     return 62;
-  if (c == '/')
+  if (c == c63)
     return 63;
   return -1;
 }
 
-long plume__base64_decode(unsigned char *dst, const char *src, size_t n) {
-  size_t i, o = 0, pad = 0;
+/* Decodes n digits (no padding) into dst; the bits past the last whole byte go
+** to *rest. Returns the byte count, or -1 for a character outside the
+** alphabet. */
+static long b64_decode(unsigned char *dst, const char *src, size_t n, char c62,
+                       char c63, uint32_t *rest) {
+  size_t i, o = 0;
   uint32_t v = 0;
   int bits = 0;
-  if (n % 4 != 0)
-    return -1;
-  while (pad < 2 && n > 0 && src[n - 1] == '=') {
-    n--;
-    pad++;
-  }
   for (i = 0; i < n; i++) {
-    int d = b64_value(src[i]);
+    int d = b64_value(src[i], c62, c63);
     if (d < 0)
       return -1;
     v = v << 6 | (uint32_t)d;
@@ -220,10 +230,60 @@ long plume__base64_decode(unsigned char *dst, const char *src, size_t n) {
       v &= (1u << bits) - 1;
     }
   }
-  /* Leftover bits must be zero and match the padding, or the input was not canonical. */
-  if (v != 0 || (pad > 0 && (n + pad) % 4 != 0))
-    return -1;
+  *rest = v;
   return (long)o;
+}
+
+size_t plume__base64_len(size_t n) {
+  return (n + 2) / 3 * 4;
+}
+
+size_t plume__base64_encode(char *dst, const unsigned char *src, size_t n) {
+  return b64_encode(dst, src, n, b64_chars, 1);
+}
+
+long plume__base64_decode(unsigned char *dst, const char *src, size_t n) {
+  size_t pad = 0;
+  uint32_t rest;
+  long o;
+  if (n % 4 != 0)
+    return -1;
+  while (pad < 2 && n > 0 && src[n - 1] == '=') {
+    n--;
+    pad++;
+  }
+  o = b64_decode(dst, src, n, '+', '/', &rest);
+  /* Leftover bits must be zero and match the padding, or the input was not
+  ** canonical. */
+  if (o < 0 || rest != 0 || (pad > 0 && (n + pad) % 4 != 0))
+    return -1;
+  return o;
+}
+
+size_t plume__base64url_len(size_t n) {
+  return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
+}
+
+size_t plume__base64url_encode(char *dst, const unsigned char *src, size_t n) {
+  return b64_encode(dst, src, n, b64url_chars, 0);
+}
+
+int plume__base64url_valid(const char *src, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (b64_value(src[i], '-', '_') < 0)
+      return 0;
+  return 1;
+}
+
+/* Leftover bits after the last whole byte are ignored, as Node's Buffer.from(s,
+** "base64") does: a token jsonwebtoken accepts decodes here too. A length of
+** 4k+1 cannot come from an encoder and is refused. */
+long plume__base64url_decode(unsigned char *dst, const char *src, size_t n) {
+  uint32_t rest;
+  if (n % 4 == 1)
+    return -1;
+  return b64_decode(dst, src, n, '-', '_', &rest);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -234,16 +294,9 @@ int plume__random(void *buf, size_t n) {
 
 int plume__random_id(char out[21]) {
   unsigned char raw[15];
-  size_t i;
   if (plume__random(raw, sizeof(raw)) != 0)
     return PLUME_EPROTO;
-  plume__base64_encode(out, raw, sizeof(raw));
-  for (i = 0; i < 20; i++) {
-    if (out[i] == '+')
-      out[i] = '-';
-    else if (out[i] == '/')
-      out[i] = '_';
-  }
+  plume__base64url_encode(out, raw, sizeof(raw));
   out[20] = '\0';
   return 0;
 }

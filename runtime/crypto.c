@@ -1,10 +1,11 @@
 /*
 ** crypto.c: the primitives under authentication (feathers.md §9.2,
-** reliability.md §4.5 #37). A pure part: base64url, HMAC-SHA256 and compact JWS
-** tokens signed with HS256 (RFC 7515 §7.1, split and checked as jsonwebtoken
-** does; fuzzed). Then random bytes and UUID v4 over OpenSSL, bcrypt through
-** libxcrypt, and plume.core.crypto, whose bcrypt calls run on libuv's thread
-** pool. Above: lua/plume/authentication (claims, strategies).
+** reliability.md §4.5 #37). A pure part: HMAC-SHA256 and compact JWS tokens
+** (base64url parts, buf.c's codec) signed with HS256 (RFC 7515 §7.1, split and
+** checked as jsonwebtoken does; fuzzed). Then random bytes and UUID v4 over
+** OpenSSL, bcrypt through libxcrypt, and plume.core.crypto, whose bcrypt calls
+** run on libuv's thread pool. Above: lua/plume/authentication (claims,
+** strategies).
 */
 #include <crypt.h>
 #include <stdlib.h>
@@ -16,77 +17,6 @@
 #include <openssl/hmac.h>
 
 #include "internal.h"
-
-/* ------------------------------------------------------------------------- */
-/* {====== base64url (RFC 4648 §5, no padding) */
-
-static const char b64url_chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-size_t plume__base64url_len(size_t n) {
-  return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
-}
-
-size_t plume__base64url_encode(char *dst, const unsigned char *src, size_t n) {
-  size_t i, o = 0;
-  for (i = 0; i + 2 < n; i += 3) {
-    uint32_t v =
-        (uint32_t)src[i] << 16 | (uint32_t)src[i + 1] << 8 | src[i + 2];
-    dst[o++] = b64url_chars[v >> 18];
-    dst[o++] = b64url_chars[(v >> 12) & 63];
-    dst[o++] = b64url_chars[(v >> 6) & 63];
-    dst[o++] = b64url_chars[v & 63];
-  }
-  if (i < n) {
-    uint32_t v = (uint32_t)src[i] << 16;
-    if (i + 1 < n)
-      v |= (uint32_t)src[i + 1] << 8;
-    dst[o++] = b64url_chars[v >> 18];
-    dst[o++] = b64url_chars[(v >> 12) & 63];
-    if (i + 1 < n)
-      dst[o++] = b64url_chars[(v >> 6) & 63];
-  }
-  return o;
-}
-
-static int b64url_value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z')
-    return c - 'A';
-  if (c >= 'a' && c <= 'z')
-    return c - 'a' + 26;
-  if (c >= '0' && c <= '9')
-    return c - '0' + 52;
-  if (c == '-')
-    return 62;
-  if (c == '_')
-    return 63;
-  return -1;
-}
-
-/* Leftover bits after the last whole byte are ignored, as Node's Buffer.from(s,
-** "base64") does: a token jsonwebtoken accepts decodes here too. A length of
-** 4k+1 cannot come from an encoder and is refused. */
-long plume__base64url_decode(unsigned char *dst, const char *src, size_t n) {
-  size_t i, o = 0;
-  uint32_t v = 0;
-  int bits = 0;
-  if (n % 4 == 1)
-    return -1;
-  for (i = 0; i < n; i++) {
-    int d = b64url_value((unsigned char)src[i]);
-    if (d < 0)
-      return -1;
-    v = (v << 6 | (uint32_t)d) & 0xffffff;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      dst[o++] = (unsigned char)(v >> bits);
-    }
-  }
-  return (long)o;
-}
-
-/* }====== */
 
 /* ------------------------------------------------------------------------- */
 /* {====== HMAC-SHA256 and HS256 tokens */
@@ -116,11 +46,7 @@ static int jws_fail(plume__jws_t *j, const char *msg) {
 }
 
 static int all_b64url(plume_slice_t s) {
-  size_t i;
-  for (i = 0; i < s.n; i++)
-    if (b64url_value((unsigned char)s.p[i]) < 0)
-      return 0;
-  return 1;
+  return plume__base64url_valid(s.p, s.n);
 }
 
 int plume__jws_split(const char *tok, size_t n, plume__jws_t *j) {

@@ -67,6 +67,15 @@ void plume__shared_pool_drain(void);  /* frees cached blocks (tests, shutdown) *
 size_t plume__base64_len(size_t n);
 size_t plume__base64_encode(char *dst, const unsigned char *src, size_t n);
 long plume__base64_decode(unsigned char *dst, const char *src, size_t n);
+/* Unpadded base64url (RFC 4648 §5): the encoded length of n bytes, the
+** encoding, and the decoding into dst (n / 4 * 3 + 3 bytes) which returns the
+** byte count or -1 for a character outside the alphabet or a length of 4k+1.
+** Unused trailing bits are ignored. */
+size_t plume__base64url_len(size_t n);
+size_t plume__base64url_encode(char *dst, const unsigned char *src, size_t n);
+long plume__base64url_decode(unsigned char *dst, const char *src, size_t n);
+/* 1 when each of the n characters at src is in the base64url alphabet. */
+int plume__base64url_valid(const char *src, size_t n);
 
 /* Fills buf with n bytes from a CSPRNG (OpenSSL RAND_bytes). Returns 0 or PLUME_EPROTO. */
 int plume__random(void *buf, size_t n);
@@ -998,13 +1007,6 @@ void plume__embed_cancel_all(plume_t *p);
 #define PLUME__BCRYPT_MIN_COST 4     /* bcrypt cost bounds ($2b$04$ .. $2b$31$) */
 #define PLUME__BCRYPT_MAX_COST 31
 #define PLUME__BCRYPT_HASH_SIZE 128  /* room for a bcrypt or yescrypt hash and its NUL */
-
-/* Unpadded base64url (RFC 4648 §5): the encoded length of n bytes, the encoding, and the
-** decoding into dst (n / 4 * 3 + 3 bytes) which returns the byte count or -1 for a
-** character outside the alphabet or a length of 4k+1. Unused trailing bits are ignored. */
-size_t plume__base64url_len(size_t n);
-size_t plume__base64url_encode(char *dst, const unsigned char *src, size_t n);
-long plume__base64url_decode(unsigned char *dst, const char *src, size_t n);
 
 /* HMAC-SHA256 of msg under key. Returns 0, PLUME_ETOOBIG or PLUME_EPROTO (OpenSSL). */
 int plume__hmac_sha256(const void *key, size_t keylen, const void *msg,
