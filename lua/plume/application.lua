@@ -30,6 +30,7 @@ local setmetatable = setmetatable
 local os_getenv = os.getenv
 local io_stderr = io.stderr
 local normalize_path = util.normalize_path
+local log_failure = util.log_failure
 
 
 local _M = {}
@@ -150,15 +151,6 @@ function App:lookup(path)
   end
 
   return data.service, route
-end
-
-
-local function log_failure(app, what, err)
-  local log = app.log
-  if log then
-    log("error", what .. ": " .. tostring(type(err) == "table"
-                                           and (err.stack or err.message) or err))
-  end
 end
 
 

@@ -33,6 +33,7 @@ local is_null = util.is_null
 local truthy = util.truthy
 local json_null = util.null
 local json_object = util.object
+local log_failure = util.log_failure
 local handler = errors.handler
 local invoke = service_mod.invoke
 local params_position = service_mod.params_position
@@ -140,15 +141,6 @@ local function call(app, connection, path, method, args, first, last, legacy)
   end
 
   return ctx.result
-end
-
-
-local function log_failure(app, what, err)
-  local log = app.log
-  if log then
-    log("error", what .. ": " .. tostring(type(err) == "table"
-                                           and (err.stack or err.message) or err))
-  end
 end
 
 

@@ -401,4 +401,27 @@ function _M.ordered_keys(t)
 end
 
 
+-- True when the array list holds value.
+function _M.contains(list, value)
+  for i = 1, #list do
+    if list[i] == value then
+      return true
+    end
+  end
+
+  return false
+end
+
+
+-- Logs "what: <the error's stack, or its message>" at level "error" through app.log,
+-- when the app has one.
+function _M.log_failure(app, what, err)
+  local log = app.log
+  if log then
+    log("error", what .. ": " .. tostring(type(err) == "table"
+                                           and (err.stack or err.message) or err))
+  end
+end
+
+
 return _M

@@ -40,6 +40,7 @@ local is_array = util.is_array
 local is_null = util.is_null
 local truthy = util.truthy
 local to_string = util.to_string
+local contains = util.contains
 local json_object = json.object
 local json_encode = json.encode
 local json_decode = json.decode
@@ -265,17 +266,6 @@ local function list_of(value)
   end
 
   return { value }
-end
-
-
-local function contains(list, value)
-  for i = 1, #list do
-    if list[i] == value then
-      return true
-    end
-  end
-
-  return false
 end
 
 

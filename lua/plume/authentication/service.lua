@@ -41,6 +41,8 @@ local is_null = util.is_null
 local truthy = util.truthy
 local to_string = util.to_string
 local json_object = util.object
+local contains = util.contains
+local log_failure = util.log_failure
 local crypto = core.crypto
 local NotAuthenticated = errors.NotAuthenticated
 
@@ -101,26 +103,6 @@ local function copy(t)
   end
 
   return result
-end
-
-
-local function includes(list, value)
-  for i = 1, #list do
-    if list[i] == value then
-      return true
-    end
-  end
-
-  return false
-end
-
-
-local function log_failure(app, what, err)
-  local log = app.log
-  if log then
-    log("error", what .. ": " .. tostring(type(err) == "table"
-                                           and (err.stack or err.message) or err))
-  end
 end
 
 
@@ -382,7 +364,7 @@ end
 function Service:authenticate(authentication, params, ...)
   local name = type(authentication) == "table" and authentication.strategy or nil
   local strategy = self:get_strategy(name)
-  local allowed = includes({ ... }, name)
+  local allowed = contains({ ... }, name)
 
   if type(authentication) ~= "table" or strategy == nil or not allowed then
     local info = ""
