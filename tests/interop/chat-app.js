@@ -12,9 +12,10 @@ const assert = require("node:assert/strict");
 const path = require("node:path");
 const { io } = require("socket.io-client");
 const feathers = require("@feathersjs/client");
-const { chromium } = require("playwright-core");
 const h = require("./lib/harness");
 const { request } = require("./lib/peer");
+const { rejects } = require("./lib/client");
+const { launch } = require("./lib/browser");
 
 const APPS = [
   { name: "default", app: ".", port: 3331, screenshot: "chat-app.default.png" },
@@ -22,25 +23,10 @@ const APPS = [
 ];
 const PAGE_SIZE = 20; // the pages' page size (public/chat.js)
 const PASSWORD = "correct horse";
-const BROWSER_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-];
 
 let counter = 0;
 const unique = (who) => `${who}.${(Date.now() % 1e6).toString(36)}${++counter}@example.com`;
 const nameOf = (email) => email.split("@")[0];
-
-async function launch() {
-  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: BROWSER_ARGS });
-  h.defer(() => browser.close());
-  return browser;
-}
 
 // A page of the app in a fresh browser context (its own localStorage: its own login).
 // Page errors are collected in page.errors.
@@ -91,15 +77,6 @@ function client(port) {
   app.configure(feathers.socketio(socket));
   app.configure(feathers.authentication({ storage: new feathers.authentication.MemoryStorage() }));
   return app;
-}
-
-async function rejects(promise) {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected a rejection");
 }
 
 for (const spec of APPS) {

@@ -6,28 +6,13 @@
 
 const assert = require("node:assert/strict");
 const path = require("node:path");
-const { chromium } = require("playwright-core");
 const h = require("./lib/harness");
 const { request } = require("./lib/peer");
+const { launch } = require("./lib/browser");
 
 const server = h.server({ app: "examples/socketio-chat", port: 3206 });
 const URL = `http://127.0.0.1:${server.port}/`;
 const SCREENSHOT = path.join(h.ROOT, "tests/artifacts/chat.png");
-const BROWSER_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-];
-
-async function launch() {
-  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: BROWSER_ARGS });
-  h.defer(() => browser.close());
-  return browser;
-}
 
 // Opens the chat in a fresh browser context; resolves once the page's socket is connected
 // and the `req` ack has been shown. Page errors fail the test.

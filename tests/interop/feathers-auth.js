@@ -15,6 +15,7 @@ const authClient = require("@feathersjs/authentication-client");
 const errors = require("@feathersjs/errors");
 const jwt = require("jsonwebtoken");
 const h = require("./lib/harness");
+const { connected: socketConnected, rejects } = require("./lib/client");
 
 const server = h.server({ app: "tests/interop/apps/auth", port: 3301 });
 const URL = `http://127.0.0.1:${server.port}`;
@@ -44,31 +45,11 @@ function client({ transports = ["websocket"], extraHeaders, reconnection = true 
   return app;
 }
 
-function connected(app, ms = 3000) {
-  const socket = app.io;
-  if (socket.connected) return Promise.resolve(app);
-  return h.withTimeout(
-    new Promise((resolve, reject) => {
-      socket.once("connect", () => resolve(app));
-      socket.once("connect_error", reject);
-    }),
-    ms,
-    "connect",
-  );
-}
+const connected = (app, ms) => socketConnected(app.io, ms).then(() => app);
 
 // Resolves with the arguments of the next `event` on emitter.
 function once(emitter, event, ms = 3000) {
   return h.withTimeout(new Promise((resolve) => emitter.once(event, (...args) => resolve(args))), ms, `event ${event}`);
-}
-
-async function rejects(promise) {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected a rejection");
 }
 
 // A new user through the (unauthenticated) users.create of a fresh client.

@@ -19,7 +19,7 @@ const { io } = require("socket.io-client");
 const feathers5 = require("@feathersjs/feathers");
 const socketio5 = require("@feathersjs/socketio-client");
 const h = require("./lib/harness");
-const { Queued } = require("./lib/client");
+const { Queued, call, noAck, rejects, quiet } = require("./lib/client");
 
 const server = h.server({ app: "tests/interop/apps/feathers", port: 3313 });
 const legacy = h.server({ name: "legacy", app: "tests/interop/apps/feathers", port: 3314, args: ["--env", "legacy"] });
@@ -86,32 +86,7 @@ async function client5({ port = server.port } = {}) {
   return app;
 }
 
-function call(socket, ...args) {
-  return h.withTimeout(new Promise((resolve) => socket.emit(...args, (...ack) => resolve(ack))), 3000, `ack of ${JSON.stringify(args).slice(0, 80)}`);
-}
-
-async function noAck(socket, ms, ...args) {
-  let acked = null;
-  socket.emit(...args, (...ack) => (acked = ack));
-  await h.sleep(ms);
-  assert.equal(acked, null, `${JSON.stringify(args)} was acknowledged: ${JSON.stringify(acked)}`);
-}
-
-async function rejects(promise) {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected a rejection");
-}
-
 const watch = (emitter, names) => new Queued(emitter, names);
-
-async function quiet(queued, names, ms = QUIET_MS) {
-  await h.sleep(ms);
-  for (const name of names) assert.equal(queued.count(name), 0, `unexpected '${name}' event: ${JSON.stringify(queued.queues[name])}`);
-}
 
 function wireError(name, message, extra = {}) {
   const [, code, className] = CLASSES.find(([n]) => n === name);

@@ -17,7 +17,7 @@ const socketio = require("@feathersjs/socketio-client");
 const errors = require("@feathersjs/errors");
 const commons = require("@feathersjs/adapter-commons");
 const h = require("./lib/harness");
-const { Queued } = require("./lib/client");
+const { Queued, call, noAck, rejects, quiet } = require("./lib/client");
 
 const server = h.server({ app: "tests/interop/apps/feathers", port: 3311 });
 const production = h.server({ name: "production", app: "tests/interop/apps/feathers", port: 3312, args: ["--env", "production"] });
@@ -109,35 +109,8 @@ async function rawConnected(opts) {
   return s;
 }
 
-// Emits on a raw socket and resolves with the acknowledgement's argument list.
-function call(s, ...args) {
-  return h.withTimeout(new Promise((resolve) => s.emit(...args, (...ack) => resolve(ack))), 3000, `ack of ${JSON.stringify(args).slice(0, 80)}`);
-}
-
-// Emits with an ack callback and checks that no ack comes within ms.
-async function noAck(s, ms, ...args) {
-  let acked = null;
-  s.emit(...args, (...ack) => (acked = ack));
-  await h.sleep(ms);
-  assert.equal(acked, null, `${JSON.stringify(args)} was acknowledged: ${JSON.stringify(acked)}`);
-}
-
-async function rejects(promise) {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected a rejection");
-}
-
 // Queues events of a client service (service.on(name) = socket.on('<path> <name>')).
 const watch = (service, names) => new Queued(service, names);
-
-async function quiet(queued, names, ms = QUIET_MS) {
-  await h.sleep(ms);
-  for (const name of names) assert.equal(queued.count(name), 0, `unexpected '${name}' event: ${JSON.stringify(queued.queues[name])}`);
-}
 
 // The wire JSON of a Feathers error (feathers.md §7.3).
 function wireError(name, message, extra = {}) {

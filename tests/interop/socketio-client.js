@@ -7,6 +7,7 @@
 const assert = require("node:assert/strict");
 const { io, Manager } = require("socket.io-client");
 const h = require("./lib/harness");
+const { connected } = require("./lib/client");
 
 const server = h.server({ app: "tests/interop/apps/sio-features", port: 3203 });
 const URL = `http://127.0.0.1:${server.port}`;
@@ -20,18 +21,6 @@ function client(transport, nsp = "/", opts = {}) {
   const socket = io(URL + nsp, { transports: [transport], forceNew: true, reconnection: false, ...opts });
   h.defer(() => socket.disconnect());
   return socket;
-}
-
-function connected(socket, ms = 3000) {
-  if (socket.connected) return Promise.resolve(socket);
-  return h.withTimeout(
-    new Promise((resolve, reject) => {
-      socket.once("connect", () => resolve(socket));
-      socket.once("connect_error", reject);
-    }),
-    ms,
-    "connect",
-  );
 }
 
 async function connect(transport, nsp, opts) {

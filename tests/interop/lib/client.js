@@ -1,8 +1,10 @@
 // Wraps a real client (engine.io-client, socket.io-client, …: anything with on(event, fn))
 // so that its events are queued: next("message") awaits the next one even if it arrived
-// before the call, and nothing that arrives back to back is lost.
+// before the call, and nothing that arrives back to back is lost. Also the socket helpers
+// the client suites share: connected, call, noAck, rejects, quiet.
 "use strict";
 
+const assert = require("node:assert/strict");
 const { defer, withTimeout, sleep } = require("./harness");
 
 class Queued {
@@ -60,4 +62,46 @@ function queued(client, events, close = () => client.close()) {
   return new Queued(client, events);
 }
 
-module.exports = { Queued, queued, eventually };
+// Resolves with a socket.io-client socket once it is connected; rejects on connect_error.
+function connected(socket, ms = 3000) {
+  if (socket.connected) return Promise.resolve(socket);
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      socket.once("connect", () => resolve(socket));
+      socket.once("connect_error", reject);
+    }),
+    ms,
+    "connect",
+  );
+}
+
+// Emits on a socket and resolves with the acknowledgement's argument list.
+function call(socket, ...args) {
+  return withTimeout(new Promise((resolve) => socket.emit(...args, (...ack) => resolve(ack))), 3000, `ack of ${JSON.stringify(args).slice(0, 80)}`);
+}
+
+// Emits with an ack callback and checks that no ack comes within ms.
+async function noAck(socket, ms, ...args) {
+  let acked = null;
+  socket.emit(...args, (...ack) => (acked = ack));
+  await sleep(ms);
+  assert.equal(acked, null, `${JSON.stringify(args)} was acknowledged: ${JSON.stringify(acked)}`);
+}
+
+// Resolves with the error the promise rejects with; throws when it resolves.
+async function rejects(promise) {
+  try {
+    await promise;
+  } catch (err) {
+    return err;
+  }
+  throw new Error("expected a rejection");
+}
+
+// Checks that none of the queued events names arrives within ms.
+async function quiet(queued, names, ms = 300) {
+  await sleep(ms);
+  for (const name of names) assert.equal(queued.count(name), 0, `unexpected '${name}' event: ${JSON.stringify(queued.queues[name])}`);
+}
+
+module.exports = { Queued, queued, eventually, connected, call, noAck, rejects, quiet };
