@@ -130,7 +130,7 @@ $(B)/tests/%: tests/unit/%.c tests/unit/check.h $(B)/libplume.a
 	$(Q)$(CC) $(ALL_CFLAGS) -Werror -Itests/unit -o $@ $< $(B)/libplume.a $(SAN_LDFLAGS) $(LDFLAGS) $(DEP_LIBS)
 
 # Fuzz targets replayed over their corpus under gcc (part of `make test`).
-$(B)/tests/replay_%: tests/fuzz/%.c $(B)/libplume.a
+$(B)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay.h $(B)/libplume.a
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -DPLUME_FUZZ_MAIN -Itests/unit -o $@ $< $(B)/libplume.a $(SAN_LDFLAGS) $(LDFLAGS) $(DEP_LIBS)
@@ -171,7 +171,7 @@ fuzz: | $(DEPS_OK)
 
 lint: check-symbols
 	$(Q)clang-format --dry-run --Werror runtime/*.c runtime/*.h tests/unit/*.c tests/fuzz/*.c
-	$(Q)luacheck -q --std lua54 lua app.lua config services examples tests/lua
+	$(Q)luacheck -q --std lua54 lua app.lua config services examples tests/lua bench/app
 
 # What the shared library exports: only plume_* and luaopen_plume_* (internals are hidden).
 check-symbols: $(B)/libplume.so

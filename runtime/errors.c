@@ -1,5 +1,6 @@
 /*
-** errors.c: names and texts of error codes, Plume's (PLUME_ERRNO_MAP) and libuv's.
+** errors.c: names and texts of error codes, Plume's (PLUME_ERRNO_MAP) and
+** libuv's.
 */
 #include "internal.h"
 
@@ -27,4 +28,6 @@ const char *plume_err_name(int err) {
   }
 }
 
-const char *plume_version(void) { return PLUME_VERSION_STRING; }
+const char *plume_version(void) {
+  return PLUME_VERSION_STRING;
+}

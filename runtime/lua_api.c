@@ -1,7 +1,8 @@
 /*
-** lua_api.c: luaopen_plume_core, the C functions Lua may call (require "plume.core", used
-** only inside lua/plume/). Waits follow the OpenResty recipe: check, arm, yield, resume
-** from the loop (style.md F.3). Also the bare Engine.IO seam used by lua/plume/engineio.lua.
+** lua_api.c: luaopen_plume_core, the C functions Lua may call (require
+** "plume.core", used only inside lua/plume/). Waits follow the OpenResty
+** recipe: check, arm, yield, resume from the loop (style.md F.3). Also the bare
+** Engine.IO seam used by lua/plume/engineio.lua.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,15 +44,16 @@ static int core_now(lua_State *L) {
 /* core.option(name) -> value as text, or nil for an unknown option. */
 static int core_option(lua_State *L) {
   plume_t *p = plume__lua_instance(L);
+  const char *name = luaL_checkstring(L, 1);
   char buf[1100];
-  if (plume_options_get(&p->opts, luaL_checkstring(L, 1), buf, sizeof(buf)) != 0)
+  if (plume_options_get(&p->opts, name, buf, sizeof(buf)) != 0)
     return 0;
   lua_pushstring(L, buf);
   return 1;
 }
 
-/* core.list_dir(path) -> array of entry names ({} when the folder does not exist).
-** Synchronous: used at start-up and on reload, never per request. */
+/* core.list_dir(path) -> array of entry names ({} when the folder does not
+** exist). Synchronous: used at start-up and on reload, never per request. */
 static int core_list_dir(lua_State *L) {
   uv_fs_t req;
   uv_dirent_t ent;
@@ -75,7 +77,8 @@ static int core_list_dir(lua_State *L) {
 /* ------------------------------------------------------------------------- */
 /* {====== The bare Engine.IO seam */
 
-/* A Lua-side Engine.IO server: the handler table {open, message, close} and hooks. */
+/* A Lua-side Engine.IO server: the handler table {open, message, close} and
+** hooks. */
 typedef struct lua_eio_s {
   plume_t *p;
   plume__eio_server_t *srv;
@@ -94,7 +97,8 @@ static plume__eio_session_t *check_session(lua_State *L) {
   return b->s;
 }
 
-/* Pushes handler[name] for the server of lua_eio_t e; returns 0 if it is not a function. */
+/* Pushes handler[name] for the server of lua_eio_t e; returns 0 if it is not a
+** function. */
 static int push_handler(lua_State *L, lua_eio_t *e, const char *name) {
   if (e->handlers_ref == LUA_NOREF)
     return 0;
@@ -186,7 +190,7 @@ static const char *eio_allow_request(void *ud, plume__conn_t *c,
   uint32_t i;
   const char *result = NULL;
   lua_rawgeti(L, LUA_REGISTRYINDEX, e->refs.request); /* fn */
-  lua_createtable(L, 0, 4);                          /* fn req */
+  lua_createtable(L, 0, 4);                           /* fn req */
   lua_pushlstring(L, r->url.p, r->url.n);
   lua_setfield(L, -2, "url");
   lua_createtable(L, 0, (int)r->nheaders); /* fn req headers */
@@ -429,7 +433,8 @@ static int session_close(lua_State *L) {
   return 0;
 }
 
-/* session:info() -> {id, protocol, transport, remote_address, url} or nil, "closed". */
+/* session:info() -> {id, protocol, transport, remote_address, url} or nil,
+** "closed". */
 static int session_info(lua_State *L) {
   plume__eio_session_t *s = check_session(L);
   const plume__http_req_t *r;
@@ -494,7 +499,8 @@ static const luaL_Reg core_functions[] = {{"log", core_log},
                                           {"static_mount", core_static_mount},
                                           {NULL, NULL}};
 
-/* The JSON depth cap comes from the instance's options; stock Lua (the rock) has none. */
+/* The JSON depth cap comes from the instance's options; stock Lua (the rock)
+** has none. */
 static int json_depth(lua_State *L) {
   plume_t *p = plume__lua_instance(L);
   return p != NULL ? p->opts.max_json_depth : 0;
@@ -509,8 +515,8 @@ int luaopen_plume_core(lua_State *L) {
   lua_pop(L, 1);
   luaL_newlib(L, core_functions); /* core */
   plume__sio_open(L);             /* core.sio_* */
-  plume__async_open(L);           /* core.sleep, after, every, spawn, fs_*, ... */
-  plume__embed_open(L);           /* core.run, core.cservice_call */
+  plume__async_open(L); /* core.sleep, after, every, spawn, fs_*, ... */
+  plume__embed_open(L); /* core.run, core.cservice_call */
   lua_pushstring(L, PLUME_VERSION_STRING);
   lua_setfield(L, -2, "version");
   plume__json_open(L, json_depth(L)); /* core json */

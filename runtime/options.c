@@ -1,6 +1,7 @@
 /*
-** options.c: the one option table. plume_options_set/get work by name on it; the
-** command line (main.c), config/<name>.lua and PLUME_<NAME> environment variables all go through it.
+** options.c: the one option table. plume_options_set/get work by name on it;
+** the command line (main.c), config/<name>.lua and PLUME_<NAME> environment
+** variables all go through it.
 */
 #include <errno.h>
 #include <stdio.h>
@@ -19,14 +20,14 @@ typedef struct option_s {
 } option_t;
 
 #define INT(name, def, doc)                                                    \
-  {{#name, "int", #def, doc}, OPT_INT, offsetof(plume_options_t, name), 0}
+  { {#name, "int", #def, doc}, OPT_INT, offsetof(plume_options_t, name), 0 }
 #define BOOL(name, def, doc)                                                   \
-  {{#name, "bool", def, doc}, OPT_BOOL, offsetof(plume_options_t, name), 0}
+  { {#name, "bool", def, doc}, OPT_BOOL, offsetof(plume_options_t, name), 0 }
 #define STR(name, def, doc)                                                    \
-  {{#name, "string", def, doc},                                                \
-   OPT_STRING,                                                                 \
-   offsetof(plume_options_t, name),                                            \
-   sizeof(((plume_options_t *)0)->name)}
+  {                                                                            \
+    {#name, "string", def, doc}, OPT_STRING, offsetof(plume_options_t, name),  \
+        sizeof(((plume_options_t *)0)->name)                                   \
+  }
 
 static const option_t options[] = {
     STR(host, "0.0.0.0", "address to listen on"),
@@ -59,7 +60,8 @@ static const option_t options[] = {
     STR(env, "development",
         "configuration environment: config/<env>.lua after config/default.lua"),
     STR(debug, "",
-        "debug lines of these subsystems (http,engineio,socketio,feathers,...; all)"),
+        "debug lines of these subsystems (http,engineio,socketio,feathers,...; "
+        "all)"),
     BOOL(access_log, "true",
          "one info line per HTTP request and per service call"),
     INT(lua_call_timeout, 1000,
@@ -117,8 +119,8 @@ static int set_value(plume_options_t *o, const option_t *opt,
     return 0;
   }
   case OPT_BOOL:
-    if (!strcmp(value, "true") || !strcmp(value, "1") || !strcmp(value, "yes") ||
-        !strcmp(value, "on"))
+    if (!strcmp(value, "true") || !strcmp(value, "1") ||
+        !strcmp(value, "yes") || !strcmp(value, "on"))
       *(int *)base = 1;
     else if (!strcmp(value, "false") || !strcmp(value, "0") ||
              !strcmp(value, "no") || !strcmp(value, "off"))
