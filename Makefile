@@ -121,6 +121,7 @@ PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(call PC_REL,$(LIBDIR))
   -e 's|@INCLUDEDIR@|$(call PC_REL,$(INCLUDEDIR))|g' -e 's|@LUA_LMOD@|$(call PC_REL,$(LUA_LMOD))|g' \
   -e 's|@LUA_CMOD@|$(call PC_REL,$(LUA_CMOD))|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@LUA_PC@|$(LUA_PC)|g'
 $(B)/plume.pc: runtime/plume.pc.in Makefile
+	@mkdir -p $(dir $@)
 	$(Q)$(PC_SED) $< > $@
 
 # Unit tests may #include a runtime/*.c to reach its statics; the archive fills in the rest.
