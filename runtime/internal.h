@@ -759,6 +759,12 @@ struct plume_s {
   int lua_ref_tasks;
   int lua_ref_pool;
   int lua_ref_waits;
+  /* the task running now (loop thread), NULL if none */
+  lua_State *task_co;
+  /* arms the time budget (lua_bridge.c); NULL until a task runs with one */
+  struct plume__watchdog_s *watchdog;
+  /* no thread could be started: tasks keep a count hook */
+  int watchdog_failed;
   /* a Lua warning being assembled (warn("a", "b")) */
   plume__buf_t lua_warn;
   int lua_warn_off; /* warn("@off") */

@@ -3,13 +3,16 @@
 ** event handler, a service method, a middleware) runs in a coroutine of its
 ** own, taken from a small pool; waits yield the coroutine, never the loop
 ** (DESIGN.md §4, style.md F). Runaway Lua is bounded per call by a time budget
-** checked from a count hook, and per state by a counting allocator
+** that a watchdog thread arms a count hook for, and per state by a counting
+** allocator
 ** (reliability.md §3.5). Reload and shutdown enter the framework from here.
 ** Below: lua_api.c and lua_async.c (plume.core).
 */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -21,8 +24,9 @@
 #define lua_closethread(co, from) lua_resetthread(co)
 #endif
 
-#define HOOK_COUNT 10000 /* instructions between two looks at the clock */
-#define POOL_MAX 64      /* finished coroutines kept for reuse */
+#define HOOK_COUNT 10000      /* instructions between two looks at the clock */
+#define WATCH_TICK 100000000u /* ns, the watchdog's longest sleep */
+#define POOL_MAX 64           /* finished coroutines kept for reuse */
 #define MAX_DEPTH                                                              \
   100 /* task runs nested on the C stack (spawn inside spawn)                  \
        */
@@ -81,6 +85,153 @@ static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 }
 
 /*
+** The watchdog. A hook of any kind puts Lua 5.4 on its traced path for every
+** instruction, so tasks run unhooked: run() records which coroutine runs and
+** its deadline, and one thread per instance wakes at least every
+** min(budget / 2, WATCH_TICK) and, once the deadline is past, arms the count
+** hook on that coroutine; it fires within HOOK_COUNT instructions, as the
+** always-on hook did, so a call busy in C (an allocation the memory cap ends)
+** still gets its own error (lua_sethook may be called asynchronously, as
+** lua.c does from its SIGINT handler). It touches nothing else of Lua, and
+** only under the mutex the loop thread holds while it changes the running
+** coroutine, so it never arms one that has yielded or ended.
+*/
+typedef struct plume__watchdog_s plume__watchdog_t;
+struct plume__watchdog_s {
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int stop;
+  lua_State *co;     /* the task running now; NULL between runs */
+  uint64_t deadline; /* uv_hrtime() at which co is past its budget */
+  uint64_t armed;    /* the deadline co's hook was armed for */
+  uint64_t tick;
+};
+
+static void on_count(lua_State *L, lua_Debug *ar);
+
+static void *watchdog_main(void *arg) {
+  plume__watchdog_t *w = arg;
+  pthread_mutex_lock(&w->mu);
+  while (!w->stop) {
+    uint64_t now = uv_hrtime(), wait = w->tick;
+    struct timespec ts;
+    if (w->co != NULL && now >= w->deadline && w->armed != w->deadline) {
+      w->armed = w->deadline;
+      lua_sethook(w->co, on_count, LUA_MASKCOUNT, HOOK_COUNT);
+    } else if (w->co != NULL && w->deadline > now && w->deadline - now < wait) {
+      wait = w->deadline - now;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    wait += (uint64_t)ts.tv_nsec;
+    ts.tv_sec += (time_t)(wait / 1000000000u);
+    ts.tv_nsec = (long)(wait % 1000000000u);
+    pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+  }
+  pthread_mutex_unlock(&w->mu);
+  return NULL;
+}
+
+/* Starts the watchdog; NULL if it cannot run (tasks then keep the hook). */
+static plume__watchdog_t *watch_start(plume_t *p) {
+  plume__watchdog_t *w = calloc(1, sizeof(*w));
+  pthread_condattr_t ca;
+  if (w == NULL)
+    return NULL;
+  w->tick = p->task_budget / 2 < WATCH_TICK ? p->task_budget / 2 : WATCH_TICK;
+  if (w->tick < 1000000u)
+    w->tick = 1000000u;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  if (pthread_mutex_init(&w->mu, NULL) != 0) {
+    free(w);
+    return NULL;
+  }
+  if (pthread_cond_init(&w->cv, &ca) != 0) {
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+    return NULL;
+  }
+  pthread_condattr_destroy(&ca);
+  if (pthread_create(&w->thread, NULL, watchdog_main, w) != 0) {
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+    return NULL;
+  }
+  return w;
+}
+
+static void watch_stop(plume_t *p) {
+  plume__watchdog_t *w = p->watchdog;
+  if (w == NULL)
+    return;
+  pthread_mutex_lock(&w->mu);
+  w->stop = 1;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  pthread_join(w->thread, NULL);
+  pthread_cond_destroy(&w->cv);
+  pthread_mutex_destroy(&w->mu);
+  free(w);
+  p->watchdog = NULL;
+}
+
+/* Makes co (NULL: none) the watched coroutine; unhook clears a hook the
+** watchdog may have armed on the coroutine watched so far. */
+static void watch_set(plume_t *p, lua_State *co, uint64_t deadline,
+                      int unhook) {
+  plume__watchdog_t *w = p->watchdog;
+  if (w == NULL)
+    return;
+  pthread_mutex_lock(&w->mu);
+  if (unhook && w->co != NULL)
+    lua_sethook(w->co, NULL, 0, 0);
+  w->co = co;
+  w->deadline = deadline;
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* Coroutines a task creates for itself run where the watchdog cannot see
+** them: they keep a count hook that looks at the clock (coroutine.create and
+** coroutine.wrap below). Only while a task runs, as lua_newthread copies the
+** hook then: a thread of the host's own never finds a stale p. */
+static int hooked_create(lua_State *L) {
+  plume_t *p;
+  lua_State *co;
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1); /* co, or the function of wrap */
+  co = lua_isthread(L, -1) ? lua_tothread(L, -1) : NULL;
+  if (co == NULL && lua_getupvalue(L, -1, 1) != NULL) { /* f co */
+    co = lua_tothread(L, -1);
+    lua_pop(L, 1);
+  }
+  p = plume__lua_instance(L);
+  if (co != NULL && p != NULL && p->task_co != NULL)
+    lua_sethook(co, on_count, LUA_MASKCOUNT, HOOK_COUNT);
+  return 1;
+}
+
+static void hook_coroutines(lua_State *L) {
+  static const char *const names[] = {"create", "wrap"};
+  int i;
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* loaded */
+  if (lua_getfield(L, -1, LUA_COLIBNAME) == LUA_TTABLE) {
+    for (i = 0; i < 2; i++) {
+      lua_getfield(L, -1, names[i]); /* loaded co fn */
+      if (lua_tocfunction(L, -1) == hooked_create || !lua_isfunction(L, -1)) {
+        lua_pop(L, 1); /* a borrowed state hooked by an earlier run */
+        continue;
+      }
+      lua_pushcclosure(L, hooked_create, 1);
+      lua_setfield(L, -2, names[i]);
+    }
+  }
+  lua_pop(L, 2);
+}
+
+/*
 ** The count hook of every task coroutine (and of the coroutines they create).
 ** Once the running slice is past its deadline it raises a GeneralError in that
 ** call; the error path gets one more budget to answer. Code that swallows the
@@ -98,6 +249,9 @@ static void on_count(lua_State *L, lua_Debug *ar) {
     if (!p->task_expired) {
       p->task_expired = 1;
       p->task_deadline = now + p->task_budget;
+      /* The error path runs unhooked; the watchdog arms again once it too is
+      ** past its budget. */
+      watch_set(p, p->task_co, p->task_deadline, 1);
       if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
         lua_pushfstring(L, "call exceeded its time budget of %d ms at %s:%d",
                         p->opts.lua_call_timeout, ar->short_src,
@@ -115,6 +269,10 @@ static void on_count(lua_State *L, lua_Debug *ar) {
       lua_error(L);
     }
     p->task_killed = 1;
+    /* The task yields too, at its next hook once back in (it may start a
+    ** wait first, which then ends with it). */
+    if (p->task_co != NULL && p->task_co != L)
+      lua_sethook(p->task_co, on_count, LUA_MASKCOUNT, HOOK_COUNT);
   }
   /* In a coroutine of the task's own this yields to the task, whose next hook
   ** yields the task itself. */
@@ -273,15 +431,30 @@ static int settle(plume_t *p, lua_State *co, int status, int waiting,
 
 static int run(plume_t *p, lua_State *co, int nargs) {
   uint64_t saved_deadline = p->task_deadline;
+  lua_State *saved_co = p->task_co;
   int saved_expired = p->task_expired, saved_capped = p->lua_capped;
   int nres, status, waiting, killed, rc;
   p->task_waiting = 0;
   p->task_killed = 0;
   p->task_expired = 0;
   p->task_deadline = p->task_budget != 0 ? uv_hrtime() + p->task_budget : 0;
+  p->task_co = co;
+  if (p->task_budget != 0 && p->watchdog == NULL && !p->watchdog_failed &&
+      (p->watchdog = watch_start(p)) == NULL) {
+    p->watchdog_failed = 1;
+    plume__log(p, PLUME__LOG_WARN, "lua",
+               "no watchdog thread: the time budget is checked by a count "
+               "hook on every task");
+  }
+  if (p->watchdog == NULL && p->task_budget != 0)
+    lua_sethook(co, on_count, LUA_MASKCOUNT, HOOK_COUNT);
+  watch_set(p, co, p->task_deadline, 0);
   p->task_depth++;
   p->lua_capped = 1;
   status = lua_resume(co, p->L, nargs, &nres);
+  /* The task is off the CPU: no hook of the watchdog's may stay armed. */
+  watch_set(p, saved_co, saved_deadline, 1);
+  p->task_co = saved_co;
   /* The bookkeeping below allocates on the main thread, unprotected: even
   ** inside an outer task it must never hit the cap. */
   p->lua_capped = 0;
@@ -297,11 +470,9 @@ static int run(plume_t *p, lua_State *co, int nargs) {
   return rc;
 }
 
-/* Pushes an idle coroutine onto L: one from the pool, or a new one with the
-** count hook. */
+/* Pushes an idle coroutine onto L: one from the pool, or a new one. */
 static lua_State *task_thread(plume_t *p) {
   lua_State *L = p->L;
-  lua_State *co;
   lua_Integer n;
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->lua_ref_pool); /* pool */
   n = (lua_Integer)lua_rawlen(L, -1);
@@ -313,10 +484,7 @@ static lua_State *task_thread(plume_t *p) {
     return lua_tothread(L, -1);
   }
   lua_pop(L, 1);
-  co = lua_newthread(L); /* co */
-  if (p->task_budget != 0)
-    lua_sethook(co, on_count, LUA_MASKCOUNT, HOOK_COUNT);
-  return co;
+  return lua_newthread(L); /* co */
 }
 
 int plume__task_start(plume_t *p, int nargs) {
@@ -472,6 +640,7 @@ static void open_tables(lua_State *L, plume_t *p) {
 }
 
 static int open_framework(lua_State *L) {
+  plume_t *p;
   luaL_requiref(L, "plume.core", luaopen_plume_core, 0); /* core */
   lua_pushcfunction(L, set_limit_error);
   lua_setfield(L, -2, "set_limit_error"); /* core.set_limit_error = fn */
@@ -480,6 +649,9 @@ static int open_framework(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &reported_key);
   lua_setfield(L, -2, "reported"); /* core.reported = reported */
   lua_pop(L, 1);
+  p = plume__lua_instance(L);
+  if (p != NULL && p->task_budget != 0)
+    hook_coroutines(L);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "plume");
   lua_call(L, 1, 0); /* require "plume" */
@@ -683,6 +855,7 @@ int plume__lua_borrow(plume_t *p, lua_State *L) {
 /* }====== */
 
 void plume__lua_close(plume_t *p) {
+  watch_stop(p);
   if (p->L != NULL && p->lua_borrowed)
     give_back(p);
   else if (p->L != NULL)

@@ -135,6 +135,37 @@ static void test_time_budget_kill(void) {
   instance_free(p);
 }
 
+/* Tasks run unhooked (any hook slows every instruction); the watchdog thread
+** exists only with a budget, and a task's own coroutines keep the hook the
+** watchdog cannot arm for them. */
+static void test_watchdog(void) {
+  plume_options_t o;
+  plume_t *p;
+  plume_options_init(&o);
+  plume_options_set(&o, "lua_call_timeout", "0");
+  p = instance_new(&o);
+  run_lua(p, "hooked = debug.gethook() and 1 or 0");
+  CHECK_EQ(lua_global_int(p, "hooked"), 0);
+  CHECK(p->watchdog == NULL);
+  instance_free(p);
+  plume_options_init(&o);
+  plume_options_set(&o, "lua_call_timeout", "100");
+  p = instance_new(&o);
+  run_lua(p, "hooked = debug.gethook() and 1 or 0 "
+             "inner = coroutine.wrap(function() "
+             "return debug.gethook() and 1 or 0 end)() "
+             "created = debug.gethook(coroutine.create(print)) and 1 or 0");
+  CHECK(p->watchdog != NULL);
+  CHECK_EQ(lua_global_int(p, "hooked"), 0);
+  CHECK_EQ(lua_global_int(p, "inner"), 1);
+  CHECK_EQ(lua_global_int(p, "created"), 1);
+  /* an overrun arms the hook, and the next task runs unhooked again */
+  run_lua(p, "pcall(function() while true do end end)");
+  run_lua(p, "hooked = debug.gethook() and 1 or 0");
+  CHECK_EQ(lua_global_int(p, "hooked"), 0);
+  instance_free(p); /* joins the watchdog (ASan sees a leak otherwise) */
+}
+
 /* A function that sets the globals n and sum to the count and the sum of its
 ** arguments. */
 static const char *const sum_args =
@@ -335,6 +366,7 @@ int main(void) {
   RUN(test_slow_call_does_not_block);
   RUN(test_time_budget);
   RUN(test_time_budget_kill);
+  RUN(test_watchdog);
   RUN(test_many_arguments);
   RUN(test_killed_task_wait_is_stale);
   RUN(test_killed_task_pushing_wait_is_stale);
