@@ -266,51 +266,50 @@ local operator_sets = setmetatable({}, { __mode = "k" })
 local filter_sets = setmetatable({}, { __mode = "k" })
 
 
-local function operator_set(extra)
+-- The default set merged with an options table's extras, cached per extras table.
+-- add(set, extra) copies the extras in: names of a list, or the pairs of a map.
+local function merged_set(cache, defaults, extra, add)
   if type(extra) ~= "table" or next(extra) == nil then
-    return DEFAULT_OPERATORS
+    return defaults
   end
 
-  local set = operator_sets[extra]
+  local set = cache[extra]
   if set then
     return set
   end
 
   set = {}
-  for name in pairs(DEFAULT_OPERATORS) do
-    set[name] = true
+  for name, value in pairs(defaults) do
+    set[name] = value
   end
 
-  for _, name in ipairs(extra) do
-    set[name] = true
-  end
-
-  operator_sets[extra] = set
+  add(set, extra)
+  cache[extra] = set
   return set
 end
 
 
+local function add_names(set, names)
+  for _, name in ipairs(names) do
+    set[name] = true
+  end
+end
+
+
+local function add_pairs(set, map)
+  for name, value in pairs(map) do
+    set[name] = value
+  end
+end
+
+
+local function operator_set(extra)
+  return merged_set(operator_sets, DEFAULT_OPERATORS, extra, add_names)
+end
+
+
 local function filter_set(extra)
-  if type(extra) ~= "table" or next(extra) == nil then
-    return FILTERS
-  end
-
-  local set = filter_sets[extra]
-  if set then
-    return set
-  end
-
-  set = {}
-  for name, fn in pairs(FILTERS) do
-    set[name] = fn
-  end
-
-  for name, fn in pairs(extra) do
-    set[name] = fn
-  end
-
-  filter_sets[extra] = set
-  return set
+  return merged_set(filter_sets, FILTERS, extra, add_pairs)
 end
 
 
